@@ -1,0 +1,21 @@
+"""sas_fast: fast, reproducible SAS augmentation (scale simulation + in-mask noise) for ultrasound.
+
+Public API (SPEC §6): :func:`rescale_paste`, :func:`noise_in_mask`, :func:`augment`,
+:class:`SASConfig` / :class:`SASParams`, :func:`philox4x32_10`, :func:`available_backends`.
+"""
+
+from .api import augment, noise_in_mask, rescale_paste
+from .backends import BackendUnavailable, available_backends
+from .philox import philox4x32_10
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailable",
+    "__version__",
+    "augment",
+    "available_backends",
+    "noise_in_mask",
+    "philox4x32_10",
+    "rescale_paste",
+]
