@@ -1,0 +1,51 @@
+"""Shared fixtures: the backend registry parametrises every equivalence test."""
+
+import numpy as np
+import pytest
+
+import sas_fast
+from sas_fast.backends import BACKENDS
+
+#: Every registered backend other than the reference; unavailable ones are skipped with the reason.
+COMPILED_BACKENDS = [name for name in BACKENDS if name != "numpy"]
+
+
+@pytest.fixture(params=COMPILED_BACKENDS)
+def backend(request):
+    """Each compiled backend in turn (skipped, with why, where it cannot run)."""
+    name = request.param
+    if name not in sas_fast.available_backends():
+        from sas_fast.backends import BackendUnavailable, load
+
+        try:
+            load(name)
+        except BackendUnavailable as exc:
+            pytest.skip(str(exc))
+    return name
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261127)
+
+
+def random_image(rng, shape, dtype):
+    """Random pixels over the dtype's full range (float32: [0, 1))."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return rng.random(shape, dtype=np.float32)
+    return rng.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True, dtype=dtype)
+
+
+def ellipse_masks(rng, n, h, w, dtype=np.uint8, label=1):
+    """One random filled ellipse per sample, covering roughly 5-20 % of the image."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    masks = np.zeros((n, h, w), dtype=dtype)
+    for i in range(n):
+        area = rng.uniform(0.05, 0.20) * h * w
+        aspect = rng.uniform(0.6, 1.6)
+        ry = np.sqrt(area / np.pi * aspect)
+        rx = area / np.pi / ry
+        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+        masks[i][((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = label
+    return masks
