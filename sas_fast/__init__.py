@@ -6,12 +6,15 @@ Public API (SPEC §6): :func:`rescale_paste`, :func:`noise_in_mask`, :func:`augm
 
 from .api import augment, noise_in_mask, rescale_paste
 from .backends import BackendUnavailable, available_backends
+from .config import SASConfig, SASParams
 from .philox import philox4x32_10
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailable",
+    "SASConfig",
+    "SASParams",
     "__version__",
     "augment",
     "available_backends",

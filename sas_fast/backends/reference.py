@@ -37,8 +37,13 @@ def _axis_taps(n_out: int, offset: int, size: int, src: int, ratio: np.float32):
     i0 = np.where(under, 0, np.where(over, src - 1, i0))
     frac = np.where(under | over, f32(0), frac).astype(f32)
     i1 = np.minimum(i0 + 1, src - 1)
-    nearest = np.minimum(np.floor((tf + f32(0.5)) * ratio).astype(np.int64), src - 1)
-    return lo, hi, i0, i1, frac, nearest
+    return lo, hi, i0, i1, frac, nearest_taps(hi - lo, src, ratio, first=lo - offset)
+
+
+def nearest_taps(count: int, src: int, ratio: np.float32, first: int = 0) -> np.ndarray:
+    """Nearest-exact source indices of thumbnail coordinates ``first .. first + count - 1``."""
+    tf = np.arange(first, first + count, dtype=np.int64).astype(f32)
+    return np.minimum(np.floor((tf + f32(0.5)) * ratio).astype(np.int64), src - 1)
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:

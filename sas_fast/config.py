@@ -1,0 +1,333 @@
+"""The SAS policy (SPEC §5): a config describes the distribution, sampling it gives explicit records.
+
+:class:`SASConfig` holds the paper's defaults (scale U(0.25, 1), random placement, speckle or
+Poisson inside the mask).  ``config.sample(n, seed=..., masks=...)`` draws, for each global sample
+id, from the parameter stream of SPEC §4 (counter ``(slot, sid, 0, PARAM_TAG)``), so a sample's
+parameters never depend on the batch it sits in.  The result, :class:`SASParams`, is a plain
+record of per-sample arrays that :func:`sas_fast.augment` consumes and that round-trips through
+dicts and JSON, so a training run can log exactly what was applied and replay it.
+
+Slot layout (four uint32 words each): slot 0 = (apply-scale coin, scale, offset y, offset x);
+slot 1 = (apply-noise coin, kind, sigma, peak).  A word ``r`` becomes a uniform by
+:func:`sas_fast.philox.uniform_from_word`; integers in ``[a, b]`` are ``a + (r * (b - a + 1) >> 32)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from .backends.reference import nearest_taps
+from .philox import seed_to_key, uniform_from_word
+from .plan import KINDS, SLOT_GEOMETRY, SLOT_NOISE, param_words, random_int
+from .plan import sample_ids as _sample_ids
+
+__all__ = ["SASConfig", "SASParams"]
+
+
+@dataclass(frozen=True)
+class SASConfig:
+    """Distribution of SAS augmentations (defaults: the paper's).
+
+    p_scale: probability a sample is rescaled (otherwise identity geometry).
+    scale_range: (lo, hi) of the uniform scale, > 0.
+    placement: "random" (uniform integer offset keeping the thumbnail inside the canvas) or "center".
+    p_noise: probability a sample gets noise (otherwise kind "none").
+    noise: kind -> weight among "speckle", "gaussian", "poisson".
+    sigma_range: (lo, hi) uniform sigma of speckle/gaussian noise (normalised units).
+    peak_range: (lo, hi) log-uniform Poisson peak (counts at full intensity).
+    source: "image" (the whole image is shrunk) or "roi" (the bounding box of the selected labels,
+        grown by ``roi_margin`` times its size on each side, is shrunk and pasted).
+    min_object_pixels: if set, the scale is raised just enough that the selected structure keeps at
+        least this many pixels (never above 1, or the structure's own size if smaller).
+    labels: the labels that count as the structure (default: any nonzero label).
+    """
+
+    p_scale: float = 1.0
+    scale_range: tuple[float, float] = (0.25, 1.0)
+    placement: str = "random"
+    p_noise: float = 1.0
+    noise: dict[str, float] = field(default_factory=lambda: {"speckle": 0.5, "poisson": 0.5})
+    sigma_range: tuple[float, float] = (0.1, 0.1)
+    peak_range: tuple[float, float] = (256.0, 256.0)
+    source: str = "image"
+    roi_margin: float = 0.1
+    min_object_pixels: int | None = None
+    labels: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("p_scale", "p_noise"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}: expected a probability in [0, 1], got {value!r}")
+        _check_range("scale_range", self.scale_range, low=0.0, open_low=True)
+        _check_range("sigma_range", self.sigma_range, low=0.0, open_low=False)
+        _check_range("peak_range", self.peak_range, low=0.0, open_low=True)
+        if self.placement not in ("random", "center"):
+            raise ValueError(f"placement: expected 'random' or 'center', got {self.placement!r}")
+        if self.source not in ("image", "roi"):
+            raise ValueError(f"source: expected 'image' or 'roi', got {self.source!r}")
+        if not (math.isfinite(self.roi_margin) and self.roi_margin >= 0):
+            raise ValueError(f"roi_margin: expected a finite value >= 0, got {self.roi_margin!r}")
+        bad = sorted(set(self.noise) - (set(KINDS) - {"none"}))
+        weights = list(self.noise.values())
+        if not self.noise or bad or any(not (math.isfinite(w) and w >= 0) for w in weights) or sum(weights) <= 0:
+            raise ValueError(
+                f"noise: expected weights >= 0 (not all zero) for kinds among speckle, gaussian, poisson; got {self.noise!r}"
+            )
+        if self.min_object_pixels is not None and self.min_object_pixels < 1:
+            raise ValueError(f"min_object_pixels: expected None or an integer >= 1, got {self.min_object_pixels!r}")
+        object.__setattr__(self, "scale_range", tuple(float(v) for v in self.scale_range))
+        object.__setattr__(self, "sigma_range", tuple(float(v) for v in self.sigma_range))
+        object.__setattr__(self, "peak_range", tuple(float(v) for v in self.peak_range))
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(int(v) for v in self.labels))
+
+    # -- serialisation -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SASConfig:
+        """A config from plain data (e.g. a JSON file); unknown keys are an error, never executed."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config: unknown key(s) {unknown}; accepted: {sorted(known)}")
+        kwargs = dict(data)
+        for key in ("scale_range", "sigma_range", "peak_range", "labels"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+    # -- sampling ----------------------------------------------------------------------------
+
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int,
+        sample_ids: Any = None,
+        masks: Any = None,
+        shape: tuple[int, int] | None = None,
+    ) -> SASParams:
+        """Per-sample parameters for ``n`` samples (global ids ``sample_ids``, default ``0..n-1``).
+
+        ``masks`` ``(n, H, W)`` (or ``shape=(H, W)`` when there are none) give the image size that
+        random placement needs; ``source="roi"`` and ``min_object_pixels`` need the masks.
+        """
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n: expected a count >= 0, got {n}")
+        if masks is not None:
+            masks = np.asarray(masks)
+            if masks.ndim == 2:
+                masks = masks[None]
+            if masks.ndim != 3 or masks.shape[0] != n:
+                raise ValueError(f"masks: expected shape ({n}, H, W), got {masks.shape}")
+            height, width = masks.shape[1:]
+        elif shape is not None:
+            height, width = (int(v) for v in shape)
+        else:
+            raise ValueError("shape: give masks=(n, H, W) or shape=(H, W) so placement knows the canvas")
+        if masks is None and (self.source == "roi" or self.min_object_pixels is not None):
+            raise ValueError("masks: source='roi' and min_object_pixels need the masks")
+
+        sids = _sample_ids(sample_ids, n)
+        key = seed_to_key(seed)
+        geo = param_words(sids, key, SLOT_GEOMETRY)
+        noi = param_words(sids, key, SLOT_NOISE)
+
+        # Samples that lose the scale coin keep the identity geometry: whole image, scale 1, offset 0.
+        rescaled = uniform_from_word(geo[:, 0]) < self.p_scale
+        full = np.array([0, 0, height, width], dtype=np.int64)
+        crop = np.tile(full, (n, 1))
+        selected = None
+        if masks is not None:
+            selected = masks != 0 if self.labels is None else np.isin(masks, self.labels)
+        if self.source == "roi":
+            for i in np.flatnonzero(rescaled):
+                crop[i] = _roi_box(selected[i], self.roi_margin)
+
+        lo, hi = self.scale_range
+        scale = lo + (hi - lo) * uniform_from_word(geo[:, 1]).astype(np.float64)
+        if self.min_object_pixels is not None:
+            scale = np.maximum(scale, _min_scales(selected, crop, self.min_object_pixels))
+        scale = np.where(rescaled, scale, 1.0)
+        thumb = np.maximum(1, np.floor(crop[:, 2:] * scale[:, None] + 0.5)).astype(np.int64)
+        if self.placement == "center":
+            offset = np.stack([(height - thumb[:, 0]) // 2, (width - thumb[:, 1]) // 2], axis=1)
+        else:
+            offset = np.stack(
+                [random_int(geo[:, 2], 0, height - thumb[:, 0]), random_int(geo[:, 3], 0, width - thumb[:, 1])], axis=1
+            )
+        offset[~rescaled] = 0
+
+        names = list(self.noise)
+        weights = np.array([self.noise[k] for k in names], dtype=np.float64)
+        cumulative = np.cumsum(weights / weights.sum())
+        pick = np.minimum(np.searchsorted(cumulative, uniform_from_word(noi[:, 1]), side="right"), len(names) - 1)
+        kinds = np.array(names, dtype=object)[pick] if n else np.array([], dtype=object)
+        kinds = np.where(uniform_from_word(noi[:, 0]) < self.p_noise, kinds, "none")
+        s_lo, s_hi = self.sigma_range
+        sigma = s_lo + (s_hi - s_lo) * uniform_from_word(noi[:, 2]).astype(np.float64)
+        p_lo, p_hi = self.peak_range
+        peak = np.exp(np.log(p_lo) + (np.log(p_hi) - np.log(p_lo)) * uniform_from_word(noi[:, 3]).astype(np.float64))
+        return SASParams(
+            sample_ids=sids.astype(np.int64),
+            scale=scale,
+            crop=crop,
+            offset=offset.astype(np.int64),
+            canvas=(height, width),
+            kind=np.array([str(k) for k in kinds], dtype=object),
+            sigma=sigma,
+            peak=peak,
+            labels=self.labels,
+        )
+
+
+def _check_range(name: str, value: Any, *, low: float, open_low: bool) -> None:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a pair (lo, hi), got {value!r}") from None
+    bad_low = a <= low if open_low else a < low
+    if not (math.isfinite(a) and math.isfinite(b)) or bad_low or b < a:
+        relation = ">" if open_low else ">="
+        raise ValueError(f"{name}: expected finite lo <= hi with lo {relation} {low}, got {value!r}")
+
+
+def _roi_box(selected: np.ndarray, margin: float) -> np.ndarray:
+    """Bounding box ``(sy0, sx0, sh, sw)`` of the selected pixels grown by ``margin`` of its size (whole image if none)."""
+    height, width = selected.shape
+    rows, cols = np.flatnonzero(selected.any(axis=1)), np.flatnonzero(selected.any(axis=0))
+    if not rows.size:
+        return np.array([0, 0, height, width], dtype=np.int64)
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    my, mx = int(math.ceil(margin * (y1 - y0))), int(math.ceil(margin * (x1 - x0)))
+    y0, y1 = max(0, y0 - my), min(height, y1 + my)
+    x0, x1 = max(0, x0 - mx), min(width, x1 + mx)
+    return np.array([y0, x0, y1 - y0, x1 - x0], dtype=np.int64)
+
+
+def _min_scales(selected: np.ndarray, crop: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Smallest scale per sample keeping ``min(min_pixels, object size)`` pixels of the structure.
+
+    The kept count is measured on the nearest-exact resampled mask itself (SPEC §2), bisecting the
+    scale, so the guarantee is exact rather than estimated.
+    """
+    out = np.zeros(len(selected))
+    for i, sel in enumerate(selected):
+        sy0, sx0, sh, sw = (int(v) for v in crop[i])
+        region = sel[sy0 : sy0 + sh, sx0 : sx0 + sw]
+        target = min(int(min_pixels), int(region.sum()))
+        if target == 0:
+            continue
+
+        def kept(s: float) -> int:
+            h, w = (max(1, math.floor(size * s + 0.5)) for size in (sh, sw))
+            my = nearest_taps(h, sh, np.float32(sh / h))
+            mx = nearest_taps(w, sw, np.float32(sw / w))
+            return int(region[my][:, mx].sum())
+
+        lo, hi = 0.0, 1.0  # kept(1.0) is the whole structure, >= target
+        for _ in range(30):
+            mid = 0.5 * (lo + hi)
+            if kept(mid) >= target:
+                hi = mid
+            else:
+                lo = mid
+        out[i] = hi
+    return out
+
+
+@dataclass
+class SASParams:
+    """Explicit per-sample SAS parameters (what :func:`sas_fast.augment` applies).
+
+    sample_ids: int64 (n,) global sample ids; scale: float64 (n,); crop: int64 (n, 4)
+    ``(sy0, sx0, sh, sw)``; offset: int64 (n, 2) ``(oy, ox)``; canvas: ``(H, W)``; kind: (n,) names
+    among speckle / gaussian / poisson / none; sigma, peak: float64 (n,); labels: the selected labels
+    (None = any nonzero).
+    """
+
+    sample_ids: np.ndarray
+    scale: np.ndarray
+    crop: np.ndarray
+    offset: np.ndarray
+    canvas: tuple[int, int]
+    kind: np.ndarray
+    sigma: np.ndarray
+    peak: np.ndarray
+    labels: tuple[int, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.scale)
+
+    def __getitem__(self, index: Any) -> SASParams:
+        """The records of a subset of samples (an int, slice or index array)."""
+        idx = np.atleast_1d(np.arange(len(self))[index])
+        return SASParams(
+            sample_ids=self.sample_ids[idx], scale=self.scale[idx], crop=self.crop[idx], offset=self.offset[idx],
+            canvas=self.canvas, kind=self.kind[idx], sigma=self.sigma[idx], peak=self.peak[idx], labels=self.labels,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and numbers (JSON-ready); floats keep every bit (repr round-trips)."""
+        return {
+            "sample_ids": self.sample_ids.tolist(),
+            "scale": self.scale.tolist(),
+            "crop": self.crop.tolist(),
+            "offset": self.offset.tolist(),
+            "canvas": list(self.canvas),
+            "kind": [str(k) for k in self.kind],
+            "sigma": self.sigma.tolist(),
+            "peak": self.peak.tolist(),
+            "labels": None if self.labels is None else list(self.labels),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SASParams:
+        n = len(data["scale"])
+        crop = np.asarray(data["crop"], dtype=np.int64).reshape(n, 4)
+        offset = np.asarray(data["offset"], dtype=np.int64).reshape(n, 2)
+        return cls(
+            sample_ids=np.asarray(data["sample_ids"], dtype=np.int64),
+            scale=np.asarray(data["scale"], dtype=np.float64),
+            crop=crop,
+            offset=offset,
+            canvas=(int(data["canvas"][0]), int(data["canvas"][1])),
+            kind=np.array([str(k) for k in data["kind"]], dtype=object),
+            sigma=np.asarray(data["sigma"], dtype=np.float64),
+            peak=np.asarray(data["peak"], dtype=np.float64),
+            labels=None if data.get("labels") is None else tuple(int(v) for v in data["labels"]),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> SASParams:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def concatenate(cls, parts: list[SASParams]) -> SASParams:
+        """One record from several (same canvas and labels), e.g. per-sample records collated into a batch."""
+        if not parts:
+            raise ValueError("parts: expected at least one SASParams")
+        return cls(
+            sample_ids=np.concatenate([p.sample_ids for p in parts]),
+            scale=np.concatenate([p.scale for p in parts]),
+            crop=np.concatenate([p.crop for p in parts]),
+            offset=np.concatenate([p.offset for p in parts]),
+            canvas=parts[0].canvas,
+            kind=np.concatenate([p.kind for p in parts]),
+            sigma=np.concatenate([p.sigma for p in parts]),
+            peak=np.concatenate([p.peak for p in parts]),
+            labels=parts[0].labels,
+        )
