@@ -126,7 +126,10 @@ def _mask_layout_shape(layout: str, shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape[1:] if layout in ("HW", "HWC") else shape
 
 
-def _finish(batch: _Batch, out_image: Any, out_mask: Any) -> tuple[Any, Any]:
+def _finish(batch: _Batch, out_image: Any, out_mask: Any, given: tuple[Any, Any] = (None, None)) -> tuple[Any, Any]:
+    """Results in the caller's layout and array type; a caller's ``out`` buffer is returned as itself."""
+    if given[0] is not None:
+        return given
     n, h, w, c = out_image.shape
     img = out_image.reshape(_layout_shape(batch.layout, (n, h, w, c)))
     msk = None if out_mask is None else out_mask.reshape(_mask_layout_shape(batch.layout, (n, h, w)))
@@ -187,7 +190,7 @@ def rescale_paste(
     out_image = _output(batch, out_img, "out", (n, ho, wo, c), batch.image.dtype)
     out_mask = None if batch.mask is None else _output(batch, out_msk, "out", (n, ho, wo), batch.mask.dtype)
     batch.impl.rescale_paste(batch.image, batch.mask, geo, out_image, out_mask)
-    return _finish(batch, out_image, out_mask)
+    return _finish(batch, out_image, out_mask, (out_img, out_msk))
 
 
 def noise_in_mask(
@@ -219,7 +222,7 @@ def noise_in_mask(
     )
     out_image = _output(batch, out, "out", batch.image.shape, batch.image.dtype)
     batch.impl.noise_in_mask(batch.image, batch.mask, noise, out_image)
-    return _finish(batch, out_image, None)[0]
+    return _finish(batch, out_image, None, (out, None))[0]
 
 
 def augment(
@@ -253,4 +256,4 @@ def augment(
     out_image = _output(batch, out_img, "out", (n, ho, wo, batch.image.shape[3]), batch.image.dtype)
     out_mask = _output(batch, out_msk, "out", (n, ho, wo), batch.mask.dtype)
     batch.impl.augment(batch.image, batch.mask, geo, noise, out_image, out_mask)
-    return _finish(batch, out_image, out_mask)
+    return _finish(batch, out_image, out_mask, (out_img, out_msk))
