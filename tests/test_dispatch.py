@@ -62,7 +62,7 @@ def test_single_image_layouts_round_trip(rng):
 
 
 def test_python_lists_are_arrays_too_and_float64_is_refused():
-    out = sas_fast.noise_in_mask(np.array([[100, 100]], np.uint8), [[1, 0]], backend="numpy")
+    out = sas_fast.noise_in_mask(np.array([[100, 100]], np.uint8), [[True, False]], backend="numpy")
     assert out[0, 1] == 100
     with pytest.raises(TypeError, match="image: dtype float64"):
         sas_fast.noise_in_mask([[0.5, 0.5]], [[1, 0]], backend="numpy")
