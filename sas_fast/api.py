@@ -104,6 +104,8 @@ def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool) -> _Ba
 def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     """The caller's ``out`` buffer (checked, as a canonical view) or a new array."""
     if out is None:
+        if batch.xp is np:
+            _check_host_memory(name, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
         return batch.xp.empty(shape, dtype=dtype)
     buf = to_backend(out, batch.impl.DEVICE)
     want = _layout_shape(batch.layout, shape) if len(shape) == 4 else _mask_layout_shape(batch.layout, shape)
@@ -115,6 +117,28 @@ def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: n
     if batch.xp is np and any(np.shares_memory(buf, a) for a in inputs):
         raise ValueError(f"{name}: the buffer overlaps an input array; pass a separate buffer")
     return buf.reshape(shape)
+
+
+def _available_host_memory() -> int | None:
+    """Bytes the kernel says can be allocated without swapping (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _check_host_memory(name: str, nbytes: int) -> None:
+    """Refuse an output that cannot fit in memory: a clear error instead of an OOM kill later."""
+    available = _available_host_memory()
+    if available is not None and nbytes > available:
+        raise MemoryError(
+            f"{name}: the result needs {nbytes / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB of memory is "
+            "available; process the batch in smaller chunks"
+        )
 
 
 def _layout_shape(layout: str, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -135,3 +135,9 @@ def test_read_only_and_non_contiguous_inputs_work_and_stay_unmodified(rng):
     np.testing.assert_array_equal(out_mask, ref_mask)
     np.testing.assert_array_equal(view, before)
     np.testing.assert_array_equal(mview, mbefore)
+
+
+def test_batch_larger_than_memory_is_a_clear_error_not_an_oom_kill():
+    image = np.zeros((2, 8, 8), np.uint8)
+    with pytest.raises(MemoryError, match=r"the result needs .* GiB but only .* GiB of memory is available"):
+        rp(image, canvas=(400_000, 400_000))  # 320 GB of output
