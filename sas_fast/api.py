@@ -56,12 +56,19 @@ def _xp(impl: ModuleType) -> ModuleType:
     return np
 
 
+def _aligned(arr: Any) -> Any:
+    """A misaligned host view (e.g. a uint16 array at an odd byte offset) copied to aligned memory."""
+    if isinstance(arr, np.ndarray) and not arr.flags.aligned:
+        return arr.copy()
+    return arr
+
+
 def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool) -> _Batch:
     if not isinstance(backend, str):
         raise TypeError(f"backend: expected a name, got {type(backend).__name__}")
     impl = pick_backend(backend, image)
     xp = _xp(impl)
-    img = to_backend(image, impl.DEVICE)
+    img = _aligned(to_backend(image, impl.DEVICE))
     if img.dtype not in IMAGE_DTYPES or img.dtype.byteorder == ">":
         raise TypeError(f"image: dtype {img.dtype} is not supported; accepted: uint8, uint16, float32 (native byte order)")
     if mask is None:
@@ -69,7 +76,7 @@ def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool) -> _Ba
             raise ValueError("mask: a label mask is required here, got None")
         msk = None
     else:
-        msk = to_backend(mask, impl.DEVICE)
+        msk = _aligned(to_backend(mask, impl.DEVICE))
         if msk.dtype not in MASK_DTYPES or msk.dtype.byteorder == ">":
             raise TypeError(f"mask: dtype {msk.dtype} is not supported; accepted: bool, uint8, uint16, int32")
 

@@ -49,3 +49,16 @@ def ellipse_masks(rng, n, h, w, dtype=np.uint8, label=1):
         cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
         masks[i][((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = label
     return masks
+
+
+@pytest.fixture(params=list(BACKENDS))
+def any_backend(request):
+    """Every registered backend, the reference included (skipped, with why, where it cannot run)."""
+    name = request.param
+    from sas_fast.backends import BackendUnavailable, load
+
+    try:
+        load(name)
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    return name
