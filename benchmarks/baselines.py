@@ -1,0 +1,543 @@
+"""The one registry of benchmark contenders: sas_fast backends, outside baselines, ceiling, stages.
+
+A :class:`Contender` builds, for a :class:`~benchmarks.workloads.Workload`, a zero-argument
+runner that processes the whole batch into output buffers it allocated once (as a user reusing
+buffers would) and returns ``(image_out, mask_out)`` of shape ``(N, Ho, Wo)``.  Building raises
+:class:`Unavailable` with the reason when the contender cannot run here (e.g. the Numba backend
+is missing, or a library does not take the dtype); callers skip the row and print the reason.
+
+Adding a backend or a baseline is one entry in :data:`CONTENDERS`.  ``compares`` says what the
+correctness check (:func:`check`) can hold it to:
+
+* ``"exact"``: computes sas_fast's own function: equals the reference (Poisson within
+  ``tests/tolerances.py``).
+* ``"geometry"``: same per-sample scale and offset with its own interpolation and random
+  numbers: geometry within ``BASELINE_GEOMETRY`` / ``OPENCV_NEAREST_MISMATCH`` of
+  ``tests/tolerances.py``, in-mask noise of the same strength (``NOISE_STRENGTH_RATIO``).
+* ``"clean"``: geometry only (a stage row): every pixel within those geometry tolerances.
+* ``"own"``: its own random geometry (albumentations): black fill around a pasted rectangle, the
+  mask inside it.
+* ``"copy"``: the bandwidth ceiling: outputs equal the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import sas_fast
+from sas_fast.backends import BackendUnavailable
+
+from .workloads import SIGMA, Workload
+
+__all__ = ["ALL_THREADS", "CONTENDERS", "Contender", "Runner", "Unavailable", "by_key", "check"]
+
+#: "All threads" on this machine: every core the process may use.
+ALL_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+Outputs = tuple[np.ndarray, np.ndarray]
+Runner = Callable[[], Outputs]
+
+
+class Unavailable(RuntimeError):
+    """The contender cannot run here (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One row of the comparison.
+
+    key: short id (``--only``, test ids); label: the row's name; threads: threads it uses;
+    build: ``build(workload) -> runner``; compares: what :func:`check` holds it to (module doc);
+    role: ``"row"``, ``"stage"`` (a part of a pipeline, for the where-the-time-goes breakdown) or
+    ``"ceiling"``; max_images: slow contenders time only the first ``max_images`` samples of a
+    full-size batch (their per-batch time is scaled up, and the table says so); note: what the
+    row does differently from sas_fast.
+    """
+
+    key: str
+    label: str
+    threads: int
+    build: Callable[[Workload], Runner]
+    compares: str
+    role: str = "row"
+    max_images: int | None = None
+    note: str = ""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _value_scale(wl: Workload) -> float:
+    lo, hi = wl.value_range
+    return hi - lo
+
+
+def _thumb(wl: Workload, i: int) -> tuple[int, int, int, int, int, int, int, int]:
+    """``(sy0, sx0, sh, sw, h, w, oy, ox)`` of sample ``i`` (SPEC §2 thumbnail size), inside the canvas."""
+    p = wl.params
+    sy0, sx0, sh, sw = (int(v) for v in p.crop[i])
+    s = float(p.scale[i])
+    h, w = max(1, math.floor(sh * s + 0.5)), max(1, math.floor(sw * s + 0.5))
+    oy, ox = (int(v) for v in p.offset[i])
+    ho, wo = wl.canvas
+    if not (0 <= oy and 0 <= ox and oy + h <= ho and ox + w <= wo):
+        raise ValueError(f"sample {i}: the baselines paste whole thumbnails; offset {(oy, ox)} clips {(h, w)}")
+    return sy0, sx0, sh, sw, h, w, oy, ox
+
+
+def _zero_border(canvas: np.ndarray, oy: int, ox: int, h: int, w: int) -> None:
+    """Fill the canvas outside the thumbnail rectangle (each output byte written once)."""
+    canvas[:oy] = 0
+    canvas[oy + h :] = 0
+    canvas[oy : oy + h, :ox] = 0
+    canvas[oy : oy + h, ox + w :] = 0
+
+
+def _per_image(wl: Workload, threads: int, work: Callable[[Sequence[int], int], None]) -> Callable[[], None]:
+    """Run ``work(indices, worker)`` over the images, strided across ``threads`` pool threads.
+
+    Strided (not blocked) indices balance the load: per-image cost varies with the scale.  The
+    pool lives as long as the runner, as a user's would.
+    """
+    if threads == 1:
+        return lambda: work(range(wl.n), 0)
+    pool = ThreadPoolExecutor(threads)
+    parts = [range(t, wl.n, threads) for t in range(threads)]
+
+    def run() -> None:
+        for future in [pool.submit(work, part, t) for t, part in enumerate(parts)]:
+            future.result()
+
+    return run
+
+
+def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.float32:
+        return values.astype(np.float32)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+
+
+# ----------------------------------------------------------------------------- sas_fast
+
+
+def _sas_backend(name: str) -> None:
+    try:
+        sas_fast.backends.load(name)
+    except BackendUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+
+
+def _numba_threads(threads: int) -> None:
+    import numba
+
+    numba.set_num_threads(threads)
+
+
+def _sas_fused(backend: str, threads: int) -> Callable[[Workload], Runner]:
+    def build(wl: Workload) -> Runner:
+        _sas_backend(backend)
+        out = wl.empty_outputs()
+
+        def run() -> Outputs:
+            if backend == "numba":
+                _numba_threads(threads)
+            return sas_fast.augment(wl.images, wl.masks, wl.params, seed=wl.seed, backend=backend, out=out)
+
+        return run
+
+    return build
+
+
+def _geometry_call(wl: Workload, backend: str, out: Outputs) -> Outputs:
+    p = wl.params
+    return sas_fast.rescale_paste(
+        wl.images, wl.masks, scale=p.scale, offset=p.offset, crop=p.crop, canvas=p.canvas, backend=backend, out=out
+    )
+
+
+def _noise_call(wl: Workload, image: np.ndarray, mask: np.ndarray, backend: str, out: np.ndarray) -> np.ndarray:
+    p = wl.params
+    return sas_fast.noise_in_mask(
+        image, mask, kind=list(p.kind), sigma=p.sigma, peak=p.peak, labels=p.labels, seed=wl.seed,
+        sample_ids=p.sample_ids, backend=backend, out=out,
+    )
+
+
+def _sas_unfused(backend: str, threads: int, stage: str | None = None) -> Callable[[Workload], Runner]:
+    """``rescale_paste`` then ``noise_in_mask`` (``stage`` = ``"geometry"`` or ``"noise"``: that call alone)."""
+
+    def build(wl: Workload) -> Runner:
+        _sas_backend(backend)
+        out_image, out_mask = wl.empty_outputs()
+        canvas = np.ones_like(out_image)
+        if stage == "noise":  # the noise stage works on a pasted canvas made once, outside the timing
+            _numba_threads(threads)
+            _geometry_call(wl, backend, (canvas, out_mask))
+
+        def run() -> Outputs:
+            _numba_threads(threads)
+            if stage == "geometry":
+                return _geometry_call(wl, backend, (out_image, out_mask))
+            if stage is None:
+                _geometry_call(wl, backend, (canvas, out_mask))
+            return _noise_call(wl, canvas, out_mask, backend, out_image), out_mask
+
+        return run
+
+    return build
+
+
+# ----------------------------------------------------------------------------- OpenCV
+
+
+def _opencv(threads: int, noise: bool = True) -> Callable[[Workload], Runner]:
+    """The best OpenCV pipeline we could write (see the module's note in RESULTS.md).
+
+    ``cv2.resize`` with ``dsize`` straight into a view of the reused canvas (INTER_LINEAR image,
+    INTER_NEAREST_EXACT mask), only the border filled; noise only on the masked pixels: speckle
+    as one ``cv2.multiply`` of the gathered pixels by ``cv2.randn(1, sigma)`` multipliers
+    (saturating, round-half-even), Poisson by NumPy's ``Generator.poisson`` (OpenCV has none).
+    OpenCV's own threads off (slower on per-image calls); images spread over a thread pool.
+    """
+
+    def build(wl: Workload) -> Runner:
+        import cv2
+
+        out_image, out_mask = wl.empty_outputs()
+        dtype = wl.images.dtype
+        cv_depth = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U, np.dtype(np.float32): cv2.CV_32F}
+        rngs = np.random.default_rng(wl.seed).spawn(threads)
+        multipliers = [np.empty((wl.canvas[0] * wl.canvas[1], 1), np.float32) for _ in range(threads)]
+        lo, hi = wl.value_range
+        geometry = [_thumb(wl, i) for i in range(wl.n)]
+
+        def add_noise(view: np.ndarray, mview: np.ndarray, i: int, t: int) -> None:
+            sel = mview != 0
+            values = view[sel].reshape(-1, 1)
+            if wl.kind == "speckle":
+                mult = multipliers[t][: len(values)]
+                cv2.randn(mult, 1.0, float(wl.params.sigma[i]))
+                noisy = cv2.multiply(values, mult, dtype=cv_depth[dtype])
+                if dtype == np.float32:
+                    np.clip(noisy, lo, hi, out=noisy)
+            else:
+                peak = float(wl.params.peak[i])
+                counts = rngs[t].poisson((values - lo) * (peak / (hi - lo)))
+                noisy = _to_dtype(np.minimum(lo + counts * ((hi - lo) / peak), hi), dtype)
+            view[sel] = noisy.ravel()
+
+        def work(indices: Sequence[int], t: int) -> None:
+            cv2.setNumThreads(1)
+            for i in indices:
+                sy0, sx0, sh, sw, h, w, oy, ox = geometry[i]
+                img, msk = out_image[i], out_mask[i]
+                _zero_border(img, oy, ox, h, w)
+                _zero_border(msk, oy, ox, h, w)
+                view, mview = img[oy : oy + h, ox : ox + w], msk[oy : oy + h, ox : ox + w]
+                cv2.resize(wl.images[i, sy0 : sy0 + sh, sx0 : sx0 + sw], (w, h), dst=view, interpolation=cv2.INTER_LINEAR)
+                cv2.resize(
+                    wl.masks[i, sy0 : sy0 + sh, sx0 : sx0 + sw], (w, h), dst=mview, interpolation=cv2.INTER_NEAREST_EXACT
+                )
+                if noise:
+                    add_noise(view, mview, i, t)
+
+        batch = _per_image(wl, threads, work)
+
+        def run() -> Outputs:
+            batch()
+            return out_image, out_mask
+
+        return run
+
+    return build
+
+
+# ----------------------------------------------------------------------------- albumentations
+
+
+def _albumentations(threads: int) -> Callable[[Workload], Runner]:
+    """RandomScale(0.25-1) + PadIfNeeded(random position, black) + noise on the whole image.
+
+    Its closest ops: MultiplicativeNoise with uniform multipliers of the same variance as speckle
+    sigma (1 +- sigma*sqrt(3)), ShotNoise at 256 photons per unit (in its gamma-2.2 linear space).
+    One Compose per pool thread (each has its own random state).
+    """
+
+    def build(wl: Workload) -> Runner:
+        try:
+            import albumentations as A
+            import cv2
+        except ImportError as exc:
+            raise Unavailable(f"albumentations is not installed ({exc})") from None
+        if wl.images.dtype == np.uint16:
+            raise Unavailable("albumentations: MultiplicativeNoise/ShotNoise reject uint16 (OpenCV arithm_op type error)")
+        ho, wo = wl.canvas
+        half_width = SIGMA * math.sqrt(3.0)
+        if wl.kind == "speckle":
+            noise = A.MultiplicativeNoise(multiplier=(1 - half_width, 1 + half_width), elementwise=True, p=1.0)
+        else:
+            noise = A.ShotNoise(scale_range=(1 / 256, 1 / 256), p=1.0)
+        pipelines = [
+            A.Compose(
+                [
+                    A.RandomScale(
+                        scale_limit=(-0.75, 0.0), interpolation=cv2.INTER_LINEAR,
+                        mask_interpolation=cv2.INTER_NEAREST_EXACT, p=1.0,
+                    ),
+                    A.PadIfNeeded(ho, wo, position="random", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
+                    noise,
+                ],
+                seed=wl.seed + t,
+            )
+            for t in range(threads)
+        ]
+        out_image, out_mask = wl.empty_outputs()
+
+        def work(indices: Sequence[int], t: int) -> None:
+            cv2.setNumThreads(1)
+            for i in indices:
+                result = pipelines[t](image=wl.images[i], mask=wl.masks[i])
+                out_image[i] = result["image"]
+                out_mask[i] = result["mask"]
+
+        batch = _per_image(wl, threads, work)
+
+        def run() -> Outputs:
+            batch()
+            return out_image, out_mask
+
+        return run
+
+    return build
+
+
+# ----------------------------------------------------------------------------- scikit-image
+
+
+def _skimage(threads: int) -> Callable[[Workload], Runner]:
+    """``resize`` (order 1 image, order 0 mask, no anti-aliasing) to the thumbnail size, paste,
+    ``random_noise`` on the whole canvas, then ``np.where(mask, noisy, clean)``.
+
+    ``random_noise`` takes the integer canvas, so its Poisson ``peak`` is 256 for 8-bit data
+    (2**ceil(log2(#unique values))), as sas_fast's; for uint16 it would differ, so it runs speckle only there.
+    """
+
+    def build(wl: Workload) -> Runner:
+        try:
+            from skimage.transform import resize
+            from skimage.util import random_noise
+        except ImportError as exc:
+            raise Unavailable(f"scikit-image is not installed ({exc})") from None
+        if wl.kind == "poisson" and wl.images.dtype != np.uint8:
+            raise Unavailable("scikit-image: random_noise(mode='poisson') picks its own peak; only uint8 matches 256")
+        out_image, out_mask = wl.empty_outputs()
+        dtype, scale = wl.images.dtype, _value_scale(wl)
+        rngs = np.random.default_rng(wl.seed).spawn(threads)
+        geometry = [_thumb(wl, i) for i in range(wl.n)]
+
+        def work(indices: Sequence[int], t: int) -> None:
+            for i in indices:
+                sy0, sx0, sh, sw, h, w, oy, ox = geometry[i]
+                crop = (slice(sy0, sy0 + sh), slice(sx0, sx0 + sw))
+                thumb = resize(wl.images[i][crop], (h, w), order=1, mode="edge", anti_aliasing=False, preserve_range=True)
+                labels = resize(wl.masks[i][crop], (h, w), order=0, mode="edge", anti_aliasing=False, preserve_range=True)
+                img, msk = out_image[i], out_mask[i]
+                img[...] = 0
+                msk[...] = 0
+                img[oy : oy + h, ox : ox + w] = _to_dtype(thumb, dtype)
+                msk[oy : oy + h, ox : ox + w] = labels
+                if wl.kind == "speckle":
+                    noisy = random_noise(img, mode="speckle", var=float(wl.params.sigma[i]) ** 2, rng=rngs[t])
+                else:
+                    noisy = random_noise(img, mode="poisson", rng=rngs[t])
+                img[...] = np.where(msk != 0, _to_dtype(noisy * scale, dtype), img)
+
+        batch = _per_image(wl, threads, work)
+
+        def run() -> Outputs:
+            batch()
+            return out_image, out_mask
+
+        return run
+
+    return build
+
+
+# ----------------------------------------------------------------------------- ceiling
+
+
+def _ceiling(threads: int) -> Callable[[Workload], Runner]:
+    """Copy the input image and mask bytes into the outputs, split over ``threads``.
+
+    With the canvas the size of the input this reads every input byte once and writes every
+    output byte once: the bytes any implementation must move (a kernel that skips source rows
+    at small scales may read less).
+    """
+
+    def build(wl: Workload) -> Runner:
+        if wl.canvas != wl.images.shape[1:]:
+            raise Unavailable("the copy ceiling needs the canvas the size of the input")
+        out_image, out_mask = wl.empty_outputs()
+
+        def work(indices: Sequence[int], t: int) -> None:
+            part = slice(indices[0], indices[-1] + 1)
+            np.copyto(out_image[part], wl.images[part])
+            np.copyto(out_mask[part], wl.masks[part])
+
+        pool = ThreadPoolExecutor(threads)
+        bounds = np.linspace(0, wl.n, threads + 1).astype(int)
+        parts = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+        def run() -> Outputs:
+            for future in [pool.submit(work, part, t) for t, part in enumerate(parts)]:
+                future.result()
+            return out_image, out_mask
+
+        return run
+
+    return build
+
+
+# ----------------------------------------------------------------------------- the registry
+
+_ALL = ALL_THREADS
+CONTENDERS: list[Contender] = [
+    Contender("fused", "sas_fast numba augment (fused)", _ALL, _sas_fused("numba", _ALL), "exact"),
+    Contender("fused-1t", "sas_fast numba augment (fused)", 1, _sas_fused("numba", 1), "exact"),
+    Contender(
+        "unfused", "sas_fast numba rescale_paste + noise_in_mask", _ALL, _sas_unfused("numba", _ALL), "exact",
+        note="two calls through an intermediate canvas",
+    ),
+    Contender(
+        "reference", "sas_fast reference (backend='numpy')", 1, _sas_fused("numpy", 1), "exact", max_images=64,
+        note="NumPy, single thread",
+    ),
+    Contender(
+        "opencv", "OpenCV resize-into-view + in-mask noise", _ALL, _opencv(_ALL), "geometry",
+        note="cv2.randn normals / NumPy Poisson, only masked pixels; thread pool over images",
+    ),
+    Contender("opencv-1t", "OpenCV resize-into-view + in-mask noise", 1, _opencv(1), "geometry"),
+    Contender(
+        "albumentations", "albumentations RandomScale + PadIfNeeded + noise", _ALL, _albumentations(_ALL), "own",
+        max_images=64,
+        note="noises the WHOLE image; uniform multiplicative (speckle) / gamma-space ShotNoise; own random geometry",
+    ),
+    Contender(
+        "skimage", "scikit-image resize + random_noise + np.where", _ALL, _skimage(_ALL), "geometry", max_images=64,
+        note="float64 noise on the whole canvas, kept inside the mask",
+    ),
+    Contender(
+        "ceiling", "bandwidth ceiling: NumPy copy of in+out bytes", _ALL, _ceiling(_ALL), "copy", role="ceiling"
+    ),
+    Contender(
+        "numba-geometry", "stage: sas_fast numba rescale_paste only", _ALL, _sas_unfused("numba", _ALL, "geometry"),
+        "clean", role="stage",
+    ),
+    Contender(
+        "numba-noise", "stage: sas_fast numba noise_in_mask only", _ALL, _sas_unfused("numba", _ALL, "noise"),
+        "exact", role="stage", note="on a pasted canvas",
+    ),
+    Contender("opencv-geometry", "stage: OpenCV resize-into-view only", _ALL, _opencv(_ALL, noise=False), "clean", role="stage"),
+]
+
+
+def by_key(key: str) -> Contender:
+    """The contender called ``key``."""
+    for contender in CONTENDERS:
+        if contender.key == key:
+            return contender
+    raise KeyError(f"no contender {key!r}; known: {', '.join(c.key for c in CONTENDERS)}")
+
+
+# ----------------------------------------------------------------------------- correctness
+
+
+def reference_outputs(wl: Workload) -> tuple[Outputs, Outputs]:
+    """``(noisy, clean)``: the reference ``augment`` and ``rescale_paste`` outputs of ``wl``."""
+    noisy = _sas_fused("numpy", 1)(wl)()
+    clean = _sas_unfused("numpy", 1, "geometry")(wl)()
+    return noisy, clean
+
+
+def check(contender: Contender, wl: Workload, got: Outputs, reference: tuple[Outputs, Outputs]) -> list[str]:
+    """Problems with ``contender``'s outputs ``got`` for ``wl`` (empty when they pass its ``compares`` level).
+
+    ``reference`` is :func:`reference_outputs` of the same workload.
+    """
+    from tests.tolerances import (
+        BASELINE_GEOMETRY,
+        NOISE_STRENGTH_RATIO,
+        OPENCV_NEAREST_MISMATCH,
+        POISSON_MISMATCH_COUNTS,
+        POISSON_MISMATCH_FRACTION,
+    )
+
+    image, mask = got
+    (ref_image, ref_mask), (clean_image, clean_mask) = reference
+    problems = []
+    if image.shape != ref_image.shape or image.dtype != ref_image.dtype:
+        problems.append(f"image: shape/dtype {image.shape} {image.dtype}, expected {ref_image.shape} {ref_image.dtype}")
+    if mask.shape != ref_mask.shape or mask.dtype != ref_mask.dtype:
+        problems.append(f"mask: shape/dtype {mask.shape} {mask.dtype}, expected {ref_mask.shape} {ref_mask.dtype}")
+    if problems:
+        return problems
+    kind = contender.compares
+    wide = lambda a: a.astype(np.float64)  # noqa: E731  (differences without integer wrap-around)
+
+    if kind == "copy":
+        if not (np.array_equal(image, wl.images) and np.array_equal(mask, wl.masks)):
+            problems.append("the copy differs from the input")
+    elif kind == "exact":
+        if not np.array_equal(mask, ref_mask):
+            problems.append(f"mask: {int((mask != ref_mask).sum())} pixels differ from the reference")
+        diff = np.abs(wide(image) - wide(ref_image))
+        if wl.kind == "poisson":
+            step = POISSON_MISMATCH_COUNTS * _value_scale(wl) / float(wl.params.peak.max())
+            allowed = math.ceil(step) if image.dtype != np.float32 else step * (1 + 1e-6)
+            selected = max(1, int((ref_mask != 0).sum()))
+            if diff.max() > allowed or (diff > 0).sum() > POISSON_MISMATCH_FRACTION * selected:
+                problems.append(f"image: {int((diff > 0).sum())} pixels differ (max {diff.max()}) from the reference")
+        elif diff.max() > 0:
+            problems.append(f"image: {int((diff > 0).sum())} pixels differ (max {diff.max()}) from the reference")
+    elif kind in ("geometry", "clean"):
+        mismatch = float((mask != ref_mask).mean())
+        if mismatch > OPENCV_NEAREST_MISMATCH:
+            problems.append(f"mask: {mismatch:.4f} of pixels differ from the reference (> {OPENCV_NEAREST_MISMATCH})")
+        tolerance = BASELINE_GEOMETRY[image.dtype] * (1 if image.dtype != np.float32 else _value_scale(wl))
+        outside = (mask == 0) & (ref_mask == 0) if kind == "geometry" else np.ones(mask.shape, bool)
+        err = np.abs(wide(image) - wide(clean_image))[outside].max(initial=0)
+        if err > tolerance:
+            problems.append(f"image: geometry differs from the reference by {err} > {tolerance}")
+        if kind == "geometry":
+            inside = (mask != 0) & (ref_mask != 0)
+            ours = np.std(wide(ref_image)[inside] - wide(clean_image)[inside])
+            theirs = np.std(wide(image)[inside] - wide(clean_image)[inside])
+            ratio = theirs / ours
+            if not 1 / NOISE_STRENGTH_RATIO <= ratio <= NOISE_STRENGTH_RATIO:
+                problems.append(f"noise: in-mask std {theirs:.4g} vs the reference's {ours:.4g}")
+    elif kind == "own":
+        for i in range(wl.n):
+            rows, cols = np.flatnonzero(image[i].any(axis=1)), np.flatnonzero(image[i].any(axis=0))
+            if not rows.size:
+                problems.append(f"sample {i}: black image")
+                continue
+            box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            box_area = (rows[-1] + 1 - rows[0]) * (cols[-1] + 1 - cols[0])
+            if np.count_nonzero(image[i][box]) < 0.95 * box_area:
+                problems.append(f"sample {i}: the nonzero pixels do not fill a pasted rectangle")
+            outside = mask[i].copy()
+            outside[box] = 0
+            if outside.any() or not set(np.unique(mask[i])) <= set(np.unique(wl.masks[i])):
+                problems.append(f"sample {i}: mask labels outside the pasted rectangle or unknown")
+    else:
+        problems.append(f"unknown compares level {kind!r}")
+    return problems
+

@@ -1,0 +1,349 @@
+"""The CPU comparison table: ``python -m benchmarks.compare [--quick] [--workload W ...] [--threads N ...]``.
+
+For each workload (``benchmarks.workloads.VARIANTS``) every contender of the registry
+(``benchmarks.baselines.CONTENDERS``) is built once (buffers, pools), warmed up once (JIT
+compile, page faults), then timed for ``--repeats`` rounds in one process, the order of the
+contenders rotating every round so drift hits them alike.  Each row reports the median time per
+batch, min-max, MPix/s of output, its time relative to sas_fast fused at all threads and its
+fraction of the memory-bandwidth ceiling, and each row's outputs are checked against the
+reference (``baselines.check``).  Unless ``--quick``, process-level rows follow: time to first
+result in a new process with a warm JIT cache, the same with an empty cache (JIT compile), and the
+peak memory of one batch per contender (each in its own subprocess).
+
+Writes Markdown to stdout (and raw numbers to ``--json``).  Runs several minutes in full;
+``--quick`` (an eighth of the images, fewer repeats, no process rows) takes under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .baselines import ALL_THREADS, CONTENDERS, Contender, Runner, Unavailable, check, reference_outputs
+from .workloads import QUICK_DIVISOR, VARIANTS, Workload, make_workload
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Images of the reference outputs each row is checked against (the first ones of the batch).
+CHECK_IMAGES = 16
+
+
+@dataclass
+class Row:
+    """One contender's timings on one workload (seconds per call over ``images`` images)."""
+
+    contender: Contender
+    runner: Runner | None = None
+    images: int = 0
+    times: list[float] = field(default_factory=list)
+    skipped: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    def per_batch(self, n: int) -> tuple[float, float, float]:
+        """Median, min and max seconds, scaled to a batch of ``n`` images."""
+        k = n / self.images
+        return statistics.median(self.times) * k, min(self.times) * k, max(self.times) * k
+
+
+def _rows_for(wl: Workload, contenders: list[Contender], quick: bool) -> list[Row]:
+    """Build each contender's runner (skipping with the reason when it cannot run)."""
+    rows = []
+    for contender in contenders:
+        row = Row(contender)
+        limit = contender.max_images
+        if limit is not None and quick:
+            limit = max(2, limit // QUICK_DIVISOR)
+        part = wl if limit is None else wl.head(limit)
+        try:
+            row.runner = contender.build(part)
+        except Unavailable as exc:
+            row.skipped = str(exc)
+        row.images = part.n
+        rows.append(row)
+    return rows
+
+
+def time_workload(wl: Workload, contenders: list[Contender], repeats: int, quick: bool) -> list[Row]:
+    """Warm up every runner, then time ``repeats`` rounds in rotating order, then check outputs."""
+    rows = _rows_for(wl, contenders, quick)
+    live = [row for row in rows if not row.skipped]
+    outputs = {}
+    for row in live:  # warm-up: JIT compile, page faults, pools
+        outputs[row.contender.key] = row.runner()
+    for r in range(repeats):
+        shift = r % len(live)
+        for row in live[shift:] + live[:shift]:
+            start = time.perf_counter()
+            row.runner()
+            row.times.append(time.perf_counter() - start)
+    head = wl.head(min([CHECK_IMAGES] + [row.images for row in live]))
+    reference = reference_outputs(head)
+    for row in live:
+        image, mask = outputs[row.contender.key]
+        row.problems = check(row.contender, head, (image[: head.n], mask[: head.n]), reference)
+    return rows
+
+
+def _fmt_ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:,.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 10 else f"{ms:.2f}"
+
+
+def table(wl: Workload, rows: list[Row], note: str) -> tuple[str, dict]:
+    """Markdown table of one workload and its raw numbers."""
+    mpix = {}
+    for row in rows:
+        if not row.skipped:
+            mpix[row.contender.key] = row.images * wl.canvas[0] * wl.canvas[1] / statistics.median(row.times) / 1e6
+    base, ceiling = mpix.get("fused"), mpix.get("ceiling")
+    lines = [
+        f"### {wl.name}: {note} ({wl.n} images per batch, {wl.bytes_moved() / 1e6:,.0f} MB must move)",
+        "",
+        "| contender | threads | images timed | ms / batch (median) | min-max | MPix/s | time / fused | % of ceiling | check | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    raw = {"workload": wl.name, "n": wl.n, "bytes_moved": wl.bytes_moved(), "rows": []}
+    reasons: list[str] = []
+    for row in rows:
+        c = row.contender
+        if row.skipped:
+            if row.skipped not in reasons:
+                reasons.append(row.skipped)
+            lines.append(f"| {c.label} | {c.threads} | - | skipped [{reasons.index(row.skipped) + 1}] | | | | | | |")
+            raw["rows"].append({"key": c.key, "skipped": row.skipped})
+            continue
+        med, lo, hi = row.per_batch(wl.n)
+        speed = mpix[c.key]
+        scaled = "" if row.images == wl.n else " (scaled)"
+        ratio = f"{base / speed:.2f}x" if base else "n/a"
+        frac = f"{100 * speed / ceiling:.1f} %" if ceiling else "n/a"
+        verdict = "ok" if not row.problems else "FAIL: " + "; ".join(row.problems)
+        lines.append(
+            f"| {c.label} | {c.threads} | {row.images} | {_fmt_ms(med)}{scaled} | {_fmt_ms(lo)}-{_fmt_ms(hi)} | "
+            f"{speed:,.0f} | {ratio} | {frac} | {verdict} | {c.note} |"
+        )
+        raw["rows"].append(
+            {"key": c.key, "threads": c.threads, "images": row.images, "times_s": row.times, "mpix_s": speed,
+             "median_batch_s": med, "problems": row.problems}
+        )
+    lines.append("")
+    lines += [f"[{i}] {reason}" for i, reason in enumerate(reasons, 1)]
+    return "\n".join(lines + [""]), raw
+
+
+# ----------------------------------------------------------------------------- targets
+
+TARGETS = [  # (workload, contender, minimum speed-up of fused over it)
+    ("W", "opencv", 2.0),
+    ("W", "albumentations", 5.0),
+    ("W", "reference", 20.0),
+    ("poisson", "opencv", 2.0),
+]
+COLD_TARGET_S = 1.0
+
+
+def targets(raws: dict[str, dict], cold: float | None) -> str:
+    lines = ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    for name, key, want in TARGETS:
+        rows = {r["key"]: r for r in raws.get(name, {}).get("rows", [])}
+        fused, other = rows.get("fused"), rows.get(key)
+        if not fused or not other or "mpix_s" not in fused or "mpix_s" not in other:
+            lines.append(f"| fused {name} >= {want:g}x {key} | not measured | - |")
+            continue
+        got = fused["mpix_s"] / other["mpix_s"]
+        lines.append(f"| fused {name} >= {want:g}x {key} | {got:.2f}x | {'met' if got >= want else 'MISSED'} |")
+    if cold is not None:
+        verdict = "met" if cold < COLD_TARGET_S else "MISSED"
+        lines.append(f"| new process, first result < {COLD_TARGET_S:g} s (warm cache, wall) | {cold:.2f} s | {verdict} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- process rows
+
+_FIRST_RESULT = """
+import time
+start = time.perf_counter()
+import numpy as np
+import sas_fast
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, size=(2, 64, 64), dtype=np.uint8)
+yy, xx = np.mgrid[0:64, 0:64]
+masks = np.stack([((yy - 32) ** 2 + (xx - 32) ** 2 < 200).astype(np.uint8)] * 2)
+params = sas_fast.SASConfig(noise={"speckle": 1.0, "poisson": 1.0}).sample(2, seed=1, masks=masks)
+sas_fast.augment(images, masks, params, seed=0, backend="numba")
+print(time.perf_counter() - start)
+"""
+
+_PEAK_MEMORY = """
+import json, sys
+from benchmarks.baselines import by_key
+from benchmarks.workloads import make_workload
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+
+wl = make_workload(sys.argv[1], n=int(sys.argv[2]))
+run = by_key(sys.argv[3]).build(wl)
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the high-water mark to the current RSS
+run()
+print(json.dumps({"before": before, "peak": status("VmHWM")}))
+"""
+
+
+def _python(code: str, *args: str, env: dict[str, str] | None = None) -> tuple[str, float]:
+    """Run ``code`` in a fresh interpreter at the repository root; its stdout and the wall time."""
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
+    return done.stdout.strip().splitlines()[-1], wall
+
+
+def process_rows(memory_workload: str) -> tuple[str, dict]:
+    """First-result times (warm and empty JIT cache) and peak memory per contender, in subprocesses."""
+    lines = [
+        "### Process-level rows",
+        "",
+        "| measurement | in-process (import + first augment) | wall incl. interpreter start/exit |",
+        "|---|---|---|",
+    ]
+    raw: dict = {}
+    try:
+        _python(_FIRST_RESULT)  # fills the JIT cache if it is empty
+        warm = [_python(_FIRST_RESULT) for _ in range(2)]
+        inside, wall = float(warm[1][0]), warm[1][1]
+        raw["first_result_warm_s"] = {"inside": inside, "wall": wall}
+        lines.append(f"| new process, first result, warm JIT cache (2nd of 2 runs) | {inside:.3f} s | {wall:.3f} s |")
+        with tempfile.TemporaryDirectory() as cache:
+            out, wall_cold = _python(_FIRST_RESULT, env={"NUMBA_CACHE_DIR": cache})
+        raw["first_result_empty_cache_s"] = {"inside": float(out), "wall": wall_cold}
+        lines.append(f"| JIT compile: first result with an empty cache (NUMBA_CACHE_DIR=tmp) | {float(out):.2f} s | {wall_cold:.2f} s |")
+    except RuntimeError as exc:
+        lines.append(f"| first result | failed: {exc} | |")
+    variant = VARIANTS[memory_workload]
+    n = variant.n
+    sample = make_workload(memory_workload, n=2)
+    inout = sample.bytes_moved() / 2 * n
+    lines += [
+        "",
+        f"Peak memory of one batch of {memory_workload} ({n} images; inputs + outputs {inout / 1e6:,.0f} MB), each in a "
+        "fresh process after its buffers are allocated: the rise of the resident high-water mark during the call.",
+        "",
+        "| contender | threads | extra peak RSS during the call | process peak RSS |",
+        "|---|---|---|---|",
+    ]
+    raw["memory"] = {}
+    for contender in CONTENDERS:
+        if contender.role != "row":
+            continue
+        try:
+            out, _ = _python(_PEAK_MEMORY, memory_workload, str(n), contender.key)
+        except RuntimeError as exc:
+            lines.append(f"| {contender.label} | {contender.threads} | skipped: {str(exc)[:120]} | |")
+            continue
+        mem = json.loads(out)
+        extra = mem["peak"] - mem["before"]
+        raw["memory"][contender.key] = mem
+        lines.append(f"| {contender.label} | {contender.threads} | {extra / 1e6:,.1f} MB | {mem['peak'] / 1e6:,.0f} MB |")
+    lines.append("")
+    return "\n".join(lines), raw
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def machine() -> str:
+    """CPU model and core count (from ``lscpu``), OS and library versions."""
+    try:
+        info = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        cpu = f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs"
+    except (OSError, subprocess.CalledProcessError):
+        cpu = platform.processor() or "unknown CPU"
+    versions = []
+    for module in ("numpy", "numba", "cv2", "albumentations", "skimage"):
+        try:
+            versions.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            versions.append(f"{module} missing")
+    return f"{cpu}; {platform.system()} {platform.release()}; Python {platform.python_version()}; " + ", ".join(versions)
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sas_fast", "benchmarks"], cwd=ROOT,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev.stdout.strip() + (" (+ uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1/8 of the images, 5 repeats, no process rows (CI smoke)")
+    parser.add_argument("--workload", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--threads", nargs="+", type=int, help="only rows using these thread counts (ratio bases kept)")
+    parser.add_argument("--only", nargs="+", help="only these contender keys (ratio bases kept)")
+    parser.add_argument("--repeats", type=int, help="timed rounds (default 7, quick 5)")
+    parser.add_argument("--no-process", action="store_true", help="skip the subprocess rows")
+    parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    repeats = args.repeats or (5 if args.quick else 7)
+    keep = {"fused", "ceiling"}
+    contenders = [
+        c for c in CONTENDERS
+        if c.key in keep or ((args.threads is None or c.threads in args.threads) and (args.only is None or c.key in args.only))
+    ]
+    command = " ".join(["python -m benchmarks.compare", *(sys.argv[1:] if argv is None else argv)])
+    print("## sas_fast CPU comparison\n")
+    print(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    print(f"- command: `{command}`")
+    print(f"- machine: {machine()}")
+    print(f"- git revision: {git_revision()}")
+    print(f"- threads: 'all' = {ALL_THREADS}; numba.set_num_threads per row; cv2.setNumThreads(1) inside pool threads")
+    print(f"- timing: 1 warm-up call, then median of {repeats} rounds (contender order rotating each round)\n", flush=True)
+    raws: dict[str, dict] = {}
+    for name in args.workload:
+        wl = make_workload(name, quick=args.quick)
+        rows = time_workload(wl, contenders, repeats, args.quick)
+        text, raws[name] = table(wl, rows, VARIANTS[name].note)
+        print(text, flush=True)
+        del wl, rows
+    cold = None
+    process: dict = {}
+    if not (args.quick or args.no_process):
+        text, process = process_rows("W")
+        print(text, flush=True)
+        cold = process.get("first_result_warm_s", {}).get("wall")
+    print(targets(raws, cold))
+    if args.json:
+        args.json.write_text(json.dumps({"command": command, "workloads": raws, "process": process}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The benchmark workloads: deterministic batches of images, masks and SAS parameters.
+
+Workload W (issue 3): 256 grey images of 512 x 512 uint8 with pixels uniform over the full range,
+one filled ellipse per mask covering 5-20 % of the image, per-image scale U(0.25, 1), random
+placement inside the canvas, speckle noise with sigma 0.1 inside the pasted mask.  Variants change
+one thing each: Poisson noise (peak 256), uint16 or float32 pixels (float32 in [0, 1)), or
+1024 x 1024 images (64 of them: the same bytes per batch as W).  Parameters come from
+:class:`sas_fast.SASConfig`, so every contender applies the same per-sample scale and offset where
+it can take them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sas_fast import SASConfig, SASParams
+
+__all__ = ["VARIANTS", "Variant", "Workload", "ellipse_masks", "make_workload"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a workload is made of: ``n`` images of ``size`` x ``size`` ``dtype`` with ``kind`` noise."""
+
+    dtype: str
+    size: int
+    n: int
+    kind: str  # "speckle" or "poisson"
+    note: str
+
+
+#: name -> variant.  ``quick`` runs divide ``n`` by :data:`QUICK_DIVISOR`.
+VARIANTS: dict[str, Variant] = {
+    "W": Variant("uint8", 512, 256, "speckle", "256 x 512^2 uint8, speckle sigma 0.1"),
+    "poisson": Variant("uint8", 512, 256, "poisson", "256 x 512^2 uint8, Poisson peak 256"),
+    "uint16": Variant("uint16", 512, 256, "speckle", "256 x 512^2 uint16, speckle sigma 0.1"),
+    "float32": Variant("float32", 512, 256, "speckle", "256 x 512^2 float32 in [0, 1), speckle sigma 0.1"),
+    "1024": Variant("uint8", 1024, 64, "speckle", "64 x 1024^2 uint8 (same bytes as W), speckle sigma 0.1"),
+}
+QUICK_DIVISOR = 8
+SIGMA = 0.1
+PEAK = 256.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One batch: ``images`` (N, H, W), ``masks`` (N, H, W) uint8 and the SAS ``params`` to apply."""
+
+    name: str
+    images: np.ndarray
+    masks: np.ndarray
+    params: SASParams
+    kind: str
+    seed: int
+
+    @property
+    def n(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def canvas(self) -> tuple[int, int]:
+        return self.params.canvas
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """``(lo, hi)`` of SPEC §1 for the image dtype (float32 images are in [0, 1])."""
+        if self.images.dtype == np.float32:
+            return 0.0, 1.0
+        return 0.0, float(np.iinfo(self.images.dtype).max)
+
+    def output_pixels(self) -> int:
+        """Canvas pixels produced per batch (the unit of MPix/s)."""
+        return self.n * self.canvas[0] * self.canvas[1]
+
+    def bytes_moved(self) -> int:
+        """Bytes that must move per batch: image and mask read once, outputs written once."""
+        ho, wo = self.canvas
+        inputs = self.images.nbytes + self.masks.nbytes
+        outputs = self.n * ho * wo * (self.images.itemsize + self.masks.itemsize)
+        return inputs + outputs
+
+    def head(self, k: int) -> Workload:
+        """The first ``k`` samples (same ids, so the same outputs as in the whole batch)."""
+        k = min(k, self.n)
+        return Workload(self.name, self.images[:k], self.masks[:k], self.params[:k], self.kind, self.seed)
+
+    def empty_outputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Output buffers ``(image, mask)`` of the canvas size, pages already touched."""
+        ho, wo = self.canvas
+        return np.ones((self.n, ho, wo), self.images.dtype), np.ones((self.n, ho, wo), self.masks.dtype)
+
+
+def ellipse_masks(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
+    """One random filled ellipse (label 1) per sample covering 5-20 % of the image, uint8 (N, H, W).
+
+    Same distribution as ``tests/conftest.py::ellipse_masks``, evaluated on open grids so that a
+    256-image batch takes well under a second.
+    """
+    yy, xx = np.ogrid[0:h, 0:w]
+    masks = np.zeros((n, h, w), dtype=np.uint8)
+    for i in range(n):
+        area = rng.uniform(0.05, 0.20) * h * w
+        aspect = rng.uniform(0.6, 1.6)
+        ry = np.sqrt(area / np.pi * aspect)
+        rx = area / np.pi / ry
+        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+        masks[i] = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    return masks
+
+
+def _images(rng: np.random.Generator, n: int, size: int, dtype: np.dtype) -> np.ndarray:
+    """Pixels uniform over the dtype's range: never zeros, no compressible structure."""
+    if dtype == np.float32:
+        return rng.random((n, size, size), dtype=np.float32)
+    return rng.integers(0, np.iinfo(dtype).max, size=(n, size, size), endpoint=True, dtype=dtype)
+
+
+def make_workload(name: str, *, n: int | None = None, quick: bool = False, seed: int = 20261127) -> Workload:
+    """The workload ``name`` of :data:`VARIANTS` (``n`` images if given; fewer when ``quick``)."""
+    variant = VARIANTS[name]
+    count = n if n is not None else max(2, variant.n // QUICK_DIVISOR) if quick else variant.n
+    rng = np.random.default_rng(seed)
+    images = _images(rng, count, variant.size, np.dtype(variant.dtype))
+    masks = ellipse_masks(rng, count, variant.size, variant.size)
+    config = SASConfig(noise={variant.kind: 1.0}, sigma_range=(SIGMA, SIGMA), peak_range=(PEAK, PEAK))
+    params = config.sample(count, seed=seed, masks=masks)
+    return Workload(name, images, masks, params, variant.kind, seed)
