@@ -8,11 +8,13 @@ from .api import augment, noise_in_mask, rescale_paste
 from .backends import BackendUnavailable, available_backends
 from .config import SASConfig, SASParams
 from .philox import philox4x32_10
+from .transform import SAS
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailable",
+    "SAS",
     "SASConfig",
     "SASParams",
     "__version__",

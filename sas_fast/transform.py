@@ -1,0 +1,108 @@
+"""The training-loop face of sas_fast: a picklable per-sample transform, like albumentations'.
+
+``SAS(config, seed=s)(image=..., mask=..., sample_id=i)`` samples the SAS policy for global
+sample id ``i`` (``config.sample``) and applies it (``sas_fast.augment``).  Parameters and noise
+are counter-based on ``(seed, sample id)`` (SPEC §4), so in a ``Dataset.__getitem__`` with
+``sample_id=index`` the output of an index never depends on the DataLoader's worker count, the
+order workers run in, or the batch a sample lands in.
+
+Same sample id, same output: for fresh augmentations each epoch pass a fresh id, e.g.
+``sample_id=epoch * len(dataset) + index`` (ids must stay below ``2**32``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .api import augment
+from .arrays import to_backend
+from .config import SASConfig, SASParams
+from .philox import seed_to_key
+
+__all__ = ["SAS"]
+
+
+class SAS:
+    """SAS augmentation as a transform: ``t(image=..., mask=..., sample_id=i) -> dict``.
+
+    config: the policy (default: the paper's, ``SASConfig()``).
+    seed: the 64-bit run seed; with the sample id it fixes every draw.
+    backend: ``"auto"`` (CUDA arrays -> ``"cupy"``, else ``"numba"``, else ``"numpy"``) or a name.
+    value_range: ``(lo, hi)`` intensity range of float32 images (default ``(0, 1)``).
+
+    Holds only plain values, so it pickles (DataLoader workers, Dask, multiprocessing) and a copy
+    gives identical outputs.
+    """
+
+    def __init__(
+        self,
+        config: SASConfig | None = None,
+        *,
+        seed: int = 0,
+        backend: str = "auto",
+        value_range: tuple[float, float] | None = None,
+    ) -> None:
+        if config is not None and not isinstance(config, SASConfig):
+            raise TypeError(f"config: expected a SASConfig or None, got {type(config).__name__}")
+        seed_to_key(seed)  # validates the seed now rather than at the first sample
+        self.config = SASConfig() if config is None else config
+        self.seed = int(seed)
+        self.backend = backend
+        self.value_range = value_range
+
+    def __repr__(self) -> str:
+        return f"SAS({self.config!r}, seed={self.seed}, backend={self.backend!r})"
+
+    def params(self, masks: Any, sample_ids: Any) -> SASParams:
+        """The parameters that samples ``sample_ids`` with label masks ``masks`` ``(N, H, W)`` get."""
+        ids = np.atleast_1d(np.asarray(sample_ids))
+        shape = tuple(masks.shape[-2:])
+        if self.config.source == "roi" or self.config.min_object_pixels is not None:
+            host = to_backend(masks, "cpu")  # these policies look at the labels, on the host
+            return self.config.sample(len(ids), seed=self.seed, sample_ids=ids, masks=host.reshape((-1, *shape)))
+        return self.config.sample(len(ids), seed=self.seed, sample_ids=ids, shape=shape)
+
+    def __call__(self, *, image: Any, mask: Any, sample_id: int, return_params: bool = False) -> dict[str, Any]:
+        """Augment one sample: ``image`` ``(H, W)`` or ``(H, W, C)``, ``mask`` ``(H, W)`` labels.
+
+        ``sample_id`` is the sample's global id (the dataset index); returns
+        ``{"image": ..., "mask": ...}`` in the input's array type, plus ``"params"`` (a one-sample
+        :class:`SASParams`) when ``return_params``.
+        """
+        if len(getattr(mask, "shape", ())) != 2:
+            raise ValueError(f"mask: expected one (H, W) label mask, got shape {getattr(mask, 'shape', None)}")
+        if len(getattr(image, "shape", ())) not in (2, 3):
+            raise ValueError(f"image: expected one (H, W) or (H, W, C) image, got shape {getattr(image, 'shape', None)}")
+        return self._apply(image, mask, self.params(mask, [_one_id(sample_id)]), return_params)
+
+    def batch(self, images: Any, masks: Any, sample_ids: Any = None, *, return_params: bool = False) -> dict[str, Any]:
+        """Augment a collated batch ``(N, H, W[, C])`` / ``(N, H, W)`` with per-sample parameters.
+
+        ``sample_ids`` are the samples' global ids (default ``0..N-1``; pass the dataset indices of
+        the batch so each sample gets the same output as through :meth:`__call__`).  NumPy, CuPy and
+        CUDA torch batches are accepted and returned in kind.
+        """
+        n = int(images.shape[0])
+        ids = np.arange(n) if sample_ids is None else np.asarray(to_backend(sample_ids, "cpu")).reshape(-1)
+        if len(ids) != n:
+            raise ValueError(f"sample_ids: expected {n} ids (one per sample), got {len(ids)}")
+        return self._apply(images, masks, self.params(masks, ids), return_params)
+
+    def _apply(self, image: Any, mask: Any, params: SASParams, return_params: bool) -> dict[str, Any]:
+        out_image, out_mask = augment(
+            image, mask, params, seed=self.seed, value_range=self.value_range, backend=self.backend
+        )
+        result = {"image": out_image, "mask": out_mask}
+        if return_params:
+            result["params"] = params
+        return result
+
+
+def _one_id(sample_id: Any) -> int:
+    if isinstance(sample_id, (bool, np.bool_)) or not isinstance(sample_id, (int, np.integer)):
+        raise TypeError(
+            f"sample_id: expected the sample's integer index (e.g. the Dataset index), got {sample_id!r}"
+        )
+    return int(sample_id)
