@@ -202,9 +202,11 @@ def _opencv(threads: int, noise: bool = True) -> Callable[[Workload], Runner]:
     """The best OpenCV pipeline we could write (see the module's note in RESULTS.md).
 
     ``cv2.resize`` with ``dsize`` straight into a view of the reused canvas (INTER_LINEAR image,
-    INTER_NEAREST_EXACT mask), only the border filled; noise only on the masked pixels: speckle
-    as one ``cv2.multiply`` of the gathered pixels by ``cv2.randn(1, sigma)`` multipliers
-    (saturating, round-half-even), Poisson by NumPy's ``Generator.poisson`` (OpenCV has none).
+    INTER_NEAREST_EXACT mask), only the border filled; noise only inside the mask's bounding box
+    (``cv2.boundingRect``): speckle as ``cv2.multiply`` of the box by ``cv2.randn(1, sigma)``
+    multipliers (saturating, round-half-even) kept by ``cv2.copyTo`` under the mask (faster than
+    gathering the masked pixels: 0.09 vs 0.14 ms per W image); Poisson by NumPy's
+    ``Generator.poisson`` on the gathered masked pixels only (OpenCV has no Poisson generator).
     OpenCV's own threads off (slower on per-image calls); images spread over a thread pool.
     """
 
@@ -220,19 +222,20 @@ def _opencv(threads: int, noise: bool = True) -> Callable[[Workload], Runner]:
         geometry = [_thumb(wl, i) for i in range(wl.n)]
 
         def add_noise(view: np.ndarray, mview: np.ndarray, i: int, t: int) -> None:
-            sel = mview != 0
-            values = view[sel].reshape(-1, 1)
-            if wl.kind == "speckle":
-                mult = multipliers[t][: len(values)]
+            x, y, w, h = cv2.boundingRect(mview)  # noise only the mask's bounding box
+            box, mbox = view[y : y + h, x : x + w], mview[y : y + h, x : x + w]
+            if wl.kind == "speckle":  # draws for the whole box (2 ns each), kept by a masked copy
+                mult = multipliers[t][: h * w].reshape(h, w)
                 cv2.randn(mult, 1.0, float(wl.params.sigma[i]))
-                noisy = cv2.multiply(values, mult, dtype=cv_depth[dtype])
+                noisy = cv2.multiply(box, mult, dtype=cv_depth[dtype])
                 if dtype == np.float32:
                     np.clip(noisy, lo, hi, out=noisy)
-            else:
+                cv2.copyTo(noisy, mbox, box)
+            else:  # Poisson draws cost ~50 ns: gather the masked pixels, draw only for them
+                sel = mbox != 0
                 peak = float(wl.params.peak[i])
-                counts = rngs[t].poisson((values - lo) * (peak / (hi - lo)))
-                noisy = _to_dtype(np.minimum(lo + counts * ((hi - lo) / peak), hi), dtype)
-            view[sel] = noisy.ravel()
+                counts = rngs[t].poisson((box[sel] - lo) * (peak / (hi - lo)))
+                box[sel] = _to_dtype(np.minimum(lo + counts * ((hi - lo) / peak), hi), dtype)
 
         def work(indices: Sequence[int], t: int) -> None:
             cv2.setNumThreads(1)
@@ -422,7 +425,7 @@ CONTENDERS: list[Contender] = [
     ),
     Contender(
         "opencv", "OpenCV resize-into-view + in-mask noise", _ALL, _opencv(_ALL), "geometry",
-        note="cv2.randn normals / NumPy Poisson, only masked pixels; thread pool over images",
+        note="cv2.randn normals in the mask's box + masked copy / NumPy Poisson on masked pixels; pool over images",
     ),
     Contender("opencv-1t", "OpenCV resize-into-view + in-mask noise", 1, _opencv(1), "geometry"),
     Contender(

@@ -69,18 +69,30 @@ def _rows_for(wl: Workload, contenders: list[Contender], quick: bool) -> list[Ro
             row.runner = contender.build(part)
         except Unavailable as exc:
             row.skipped = str(exc)
+        except Exception as exc:  # noqa: BLE001  (a broken contender is a FAILED row, not a lost run)
+            row.skipped = _failure(exc)
         row.images = part.n
         rows.append(row)
     return rows
 
 
+def _failure(exc: Exception) -> str:
+    """One line for a contender that raised: FAILED, the exception type and its first line."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"FAILED: {type(exc).__name__}: {first[:200]}"
+
+
 def time_workload(wl: Workload, contenders: list[Contender], repeats: int, quick: bool) -> list[Row]:
     """Warm up every runner, then time ``repeats`` rounds in rotating order, then check outputs."""
     rows = _rows_for(wl, contenders, quick)
-    live = [row for row in rows if not row.skipped]
     outputs = {}
-    for row in live:  # warm-up: JIT compile, page faults, pools
-        outputs[row.contender.key] = row.runner()
+    for row in rows:  # warm-up: JIT compile, page faults, pools
+        if not row.skipped:
+            try:
+                outputs[row.contender.key] = row.runner()
+            except Exception as exc:  # noqa: BLE001
+                row.skipped = _failure(exc)
+    live = [row for row in rows if not row.skipped]
     for r in range(repeats):
         shift = r % len(live)
         for row in live[shift:] + live[:shift]:
@@ -120,7 +132,8 @@ def table(wl: Workload, rows: list[Row], note: str) -> tuple[str, dict]:
         if row.skipped:
             if row.skipped not in reasons:
                 reasons.append(row.skipped)
-            lines.append(f"| {c.label} | {c.threads} | - | skipped [{reasons.index(row.skipped) + 1}] | | | | | | |")
+            what = "FAILED" if row.skipped.startswith("FAILED") else "skipped"
+            lines.append(f"| {c.label} | {c.threads} | - | {what} [{reasons.index(row.skipped) + 1}] | | | | | | |")
             raw["rows"].append({"key": c.key, "skipped": row.skipped})
             continue
         med, lo, hi = row.per_batch(wl.n)
@@ -173,17 +186,23 @@ def targets(raws: dict[str, dict], cold: float | None) -> str:
 # ----------------------------------------------------------------------------- process rows
 
 _FIRST_RESULT = """
-import time
-start = time.perf_counter()
+import json, time
+marks = [time.perf_counter()]
 import numpy as np
+marks.append(time.perf_counter())
 import sas_fast
+marks.append(time.perf_counter())
 rng = np.random.default_rng(0)
 images = rng.integers(0, 256, size=(2, 64, 64), dtype=np.uint8)
 yy, xx = np.mgrid[0:64, 0:64]
 masks = np.stack([((yy - 32) ** 2 + (xx - 32) ** 2 < 200).astype(np.uint8)] * 2)
 params = sas_fast.SASConfig(noise={"speckle": 1.0, "poisson": 1.0}).sample(2, seed=1, masks=masks)
+sas_fast.backends.load("numba")
+marks.append(time.perf_counter())
 sas_fast.augment(images, masks, params, seed=0, backend="numba")
-print(time.perf_counter() - start)
+marks.append(time.perf_counter())
+steps = ["import numpy", "import sas_fast", "params + load numba backend", "first augment"]
+print(json.dumps({"total": marks[-1] - marks[0], "steps": dict(zip(steps, [b - a for a, b in zip(marks, marks[1:])]))}))
 """
 
 _PEAK_MEMORY = """
@@ -196,8 +215,10 @@ def status(field):
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
 
+contender = by_key(sys.argv[3])
 wl = make_workload(sys.argv[1], n=int(sys.argv[2]))
-run = by_key(sys.argv[3]).build(wl)
+contender.build(wl.head(2))()  # warm-up outside the measurement: JIT cache load, library start-up
+run = contender.build(wl)
 before = status("VmRSS")
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset the high-water mark to the current RSS
@@ -224,20 +245,23 @@ def process_rows(memory_workload: str) -> tuple[str, dict]:
     lines = [
         "### Process-level rows",
         "",
-        "| measurement | in-process (import + first augment) | wall incl. interpreter start/exit |",
+        "| measurement | in-process: import + first augment (steps, s) | wall incl. interpreter start/exit |",
         "|---|---|---|",
     ]
     raw: dict = {}
     try:
-        _python(_FIRST_RESULT)  # fills the JIT cache if it is empty
-        warm = [_python(_FIRST_RESULT) for _ in range(2)]
-        inside, wall = float(warm[1][0]), warm[1][1]
-        raw["first_result_warm_s"] = {"inside": inside, "wall": wall}
-        lines.append(f"| new process, first result, warm JIT cache (2nd of 2 runs) | {inside:.3f} s | {wall:.3f} s |")
+        warm = [_python(_FIRST_RESULT) for _ in range(2)]  # the first fills the JIT cache if it is empty
         with tempfile.TemporaryDirectory() as cache:
-            out, wall_cold = _python(_FIRST_RESULT, env={"NUMBA_CACHE_DIR": cache})
-        raw["first_result_empty_cache_s"] = {"inside": float(out), "wall": wall_cold}
-        lines.append(f"| JIT compile: first result with an empty cache (NUMBA_CACHE_DIR=tmp) | {float(out):.2f} s | {wall_cold:.2f} s |")
+            cold = _python(_FIRST_RESULT, env={"NUMBA_CACHE_DIR": cache})
+        for name, (out, wall) in [
+            ("new process, first result, warm JIT cache (2nd of 2 runs)", warm[1]),
+            ("JIT compile: first result with an empty cache (NUMBA_CACHE_DIR=tmp)", cold),
+        ]:
+            inside = json.loads(out)
+            steps = ", ".join(f"{step} {t:.3f}" for step, t in inside["steps"].items())
+            lines.append(f"| {name} | {inside['total']:.3f} s ({steps}) | {wall:.3f} s |")
+            raw[name] = {"wall": wall, **inside}
+        raw["first_result_warm_s"] = {"wall": warm[1][1], "inside": json.loads(warm[1][0])["total"]}
     except RuntimeError as exc:
         lines.append(f"| first result | failed: {exc} | |")
     variant = VARIANTS[memory_workload]
@@ -247,7 +271,8 @@ def process_rows(memory_workload: str) -> tuple[str, dict]:
     lines += [
         "",
         f"Peak memory of one batch of {memory_workload} ({n} images; inputs + outputs {inout / 1e6:,.0f} MB), each in a "
-        "fresh process after its buffers are allocated: the rise of the resident high-water mark during the call.",
+        "fresh process after a 2-image warm-up and its buffers allocated: the rise of the resident high-water mark "
+        "during the call (working memory beyond inputs and outputs).",
         "",
         "| contender | threads | extra peak RSS during the call | process peak RSS |",
         "|---|---|---|---|",
@@ -289,6 +314,11 @@ def machine() -> str:
     return f"{cpu}; {platform.system()} {platform.release()}; Python {platform.python_version()}; " + ", ".join(versions)
 
 
+def _load() -> str:
+    """The 1/5/15-minute load averages: other work on the machine shows here (and in the spreads)."""
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def git_revision() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -326,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- machine: {machine()}")
     print(f"- git revision: {git_revision()}")
     print(f"- threads: 'all' = {ALL_THREADS}; numba.set_num_threads per row; cv2.setNumThreads(1) inside pool threads")
-    print(f"- timing: 1 warm-up call, then median of {repeats} rounds (contender order rotating each round)\n", flush=True)
+    print(f"- timing: 1 warm-up call, then median of {repeats} rounds (contender order rotating each round)")
+    print(f"- load average at start (1/5/15 min): {_load()}\n", flush=True)
     raws: dict[str, dict] = {}
     for name in args.workload:
         wl = make_workload(name, quick=args.quick)
@@ -341,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         print(text, flush=True)
         cold = process.get("first_result_warm_s", {}).get("wall")
     print(targets(raws, cold))
+    print(f"Load average at the end (1/5/15 min): {_load()}")
     if args.json:
         args.json.write_text(json.dumps({"command": command, "workloads": raws, "process": process}, indent=1))
 
