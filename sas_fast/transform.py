@@ -12,6 +12,7 @@ Same sample id, same output: for fresh augmentations each epoch pass a fresh id,
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -101,8 +102,11 @@ class SAS:
 
 
 def _one_id(sample_id: Any) -> int:
-    if isinstance(sample_id, (bool, np.bool_)) or not isinstance(sample_id, (int, np.integer)):
+    try:
+        if isinstance(sample_id, (bool, np.bool_)):
+            raise TypeError
+        return operator.index(sample_id)  # int, NumPy integers, one-element integer tensors
+    except TypeError:
         raise TypeError(
             f"sample_id: expected the sample's integer index (e.g. the Dataset index), got {sample_id!r}"
-        )
-    return int(sample_id)
+        ) from None
