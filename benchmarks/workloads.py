@@ -40,6 +40,7 @@ VARIANTS: dict[str, Variant] = {
     "1024": Variant("uint8", 1024, 64, "speckle", "64 x 1024^2 uint8 (same bytes as W), speckle sigma 0.1"),
 }
 QUICK_DIVISOR = 8
+SCALE_RANGE = (0.25, 1.0)
 SIGMA = 0.1
 PEAK = 256.0
 
@@ -124,6 +125,8 @@ def make_workload(name: str, *, n: int | None = None, quick: bool = False, seed:
     rng = np.random.default_rng(seed)
     images = _images(rng, count, variant.size, np.dtype(variant.dtype))
     masks = ellipse_masks(rng, count, variant.size, variant.size)
-    config = SASConfig(noise={variant.kind: 1.0}, sigma_range=(SIGMA, SIGMA), peak_range=(PEAK, PEAK))
+    config = SASConfig(
+        scale_range=SCALE_RANGE, noise={variant.kind: 1.0}, sigma_range=(SIGMA, SIGMA), peak_range=(PEAK, PEAK)
+    )
     params = config.sample(count, seed=seed, masks=masks)
     return Workload(name, images, masks, params, variant.kind, seed)
