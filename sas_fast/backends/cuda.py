@@ -1,0 +1,315 @@
+"""The CuPy CUDA backend: the kernels of ``sas_fast/cuda/*.cu`` compiled by NVRTC through CuPy.
+
+Backend interface as ``reference.py`` (``DEVICE = "cuda"``: arrays are CuPy arrays).  Each call
+packs its plans into one small host array, copies it to the device (asynchronously, on the current
+CuPy stream) and launches one kernel on that stream; nothing here waits for the GPU.
+
+Compilation: one ``cupy.RawModule`` per (device, image dtype, mask dtype), built on first use and
+memoised; CuPy also caches the binary on disk.  Options come from :func:`compile_options` (no FMA
+contraction, IEEE division and square root, constants as ``-D`` defines from their Python
+sources), so the kernels give the reference's bits.  CuPy itself adds ``-ftz=true``: float32
+*subnormal* pixel values (below 1.2e-38) are flushed to zero on the GPU, where the reference keeps
+them; normal values are unaffected (the samplers never produce subnormals).
+
+Everything above the launch (:func:`build_launch`) is plain NumPy/array-API code, so the CPU tests
+(``tests/test_cuda_source.py``) run the very same launch arguments through the same ``.cu`` file
+compiled as host C++.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .. import fmath, philox, samplers
+from ..plan import KINDS, GeometryPlan, NoisePlan
+
+__all__ = [
+    "DEVICE",
+    "Launch",
+    "augment",
+    "build_launch",
+    "check_available",
+    "compile_defines",
+    "compile_options",
+    "name_expressions",
+    "noise_in_mask",
+    "rescale_paste",
+]
+
+DEVICE = "cuda"
+
+#: The CUDA sources (package data).
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "cuda"
+KERNEL_FILE = "sas_kernels.cu"
+#: Threads per block (also the kernels' ``__launch_bounds__``); the grid is capped at MAX_BLOCKS and
+#: the kernels loop over the rest (grid-stride), so any batch size launches.
+BLOCK_THREADS = 256
+MAX_BLOCKS = 1 << 16
+#: Bytes of one-channel image each thread computes and stores per step (the kernels' RUN * sizeof(T)):
+#: 8 gives uint8 runs of 8 pixels in one 64-bit store.  A tuning knob (benchmarks/bench_gpu.py sweeps
+#: it): longer runs mean wider stores but more registers (at 16, ptxas -v reports spills in the uint8 kernels).
+RUN_BYTES = 8
+#: Vector stores (up to 16 bytes: a run of int32 labels) need outputs aligned to this.
+STORE_ALIGN = 16
+#: Exactness: no FMA contraction, IEEE-rounded division and square root (NVRTC and nvcc spell these alike).
+BASE_OPTIONS = ("--std=c++17", "--fmad=false", "--prec-div=true", "--prec-sqrt=true")
+
+IMAGE_TYPES = {np.dtype(np.uint8): "unsigned char", np.dtype(np.uint16): "unsigned short", np.dtype(np.float32): "float"}
+MASK_TYPES = {
+    np.dtype(np.bool_): "bool",
+    np.dtype(np.uint8): "unsigned char",
+    np.dtype(np.uint16): "unsigned short",
+    np.dtype(np.int32): "int",
+}
+#: Kernel (template) name of each backend function.
+KERNELS = {"rescale_paste": "sas_rescale_paste", "noise_in_mask": "sas_noise_in_mask", "augment": "sas_augment"}
+#: Mask type used when rescale_paste has no mask (the mask pointers are then null).
+NO_MASK_DTYPE = np.dtype(np.uint8)
+
+#: One sample's parameters: mirrors ``struct SampleParams`` in sas_kernels.cu (16 words).
+PARAM_DTYPE = np.dtype(
+    [
+        ("sy0", "<i4"), ("sx0", "<i4"), ("sh", "<i4"), ("sw", "<i4"),
+        ("h", "<i4"), ("w", "<i4"), ("oy", "<i4"), ("ox", "<i4"),
+        ("ry", "<f4"), ("rx", "<f4"),
+        ("kind", "<i4"), ("sigma", "<f4"), ("peak", "<f4"), ("sid", "<u4"),
+        ("unused", "<u4", (2,)),
+    ]
+)  # fmt: skip
+assert PARAM_DTYPE.itemsize == 64
+
+
+# ----------------------------------------------------------------------------- compilation
+
+
+def _float_bits(value: float) -> str:
+    return f"0x{int(np.float32(value).view(np.uint32)):08x}u"
+
+
+def compile_defines() -> list[str]:
+    """The ``-D`` options every compilation of the sources needs, from their single Python sources.
+
+    float32 constants of :data:`sas_fast.fmath.COEFFS` as IEEE bit patterns, float64 sampler
+    constants as exact hexadecimal literals, and the integer stream / kind / launch constants.
+    """
+    defines = [f"-DSAS_{name}={_float_bits(value)}" for name, value in fmath.COEFFS.items()]
+    defines += [f"-DSAS_LOGGAM_A{i}={float(a).hex()}" for i, a in enumerate(samplers._LOGGAM_A)]
+    defines += [
+        f"-DSAS_LOG_2PI={float(samplers._LOG_2PI).hex()}",
+        f"-DSAS_PTRS_MIN_LAM={float(samplers.PTRS_MIN_LAM).hex()}",
+        f"-DSAS_PTRS_BLOCKS={int(samplers.PTRS_BLOCKS)}",
+        f"-DSAS_INVERSION_MAX_K={int(samplers.INVERSION_MAX_K)}",
+        f"-DSAS_NOISE_TAG={int(philox.NOISE_TAG)}u",
+        f"-DSAS_BLOCK_THREADS={BLOCK_THREADS}",
+        f"-DSAS_RUN_BYTES={RUN_BYTES}",
+    ]
+    defines += [f"-DSAS_KIND_{name.upper()}={code}" for name, code in KINDS.items()]
+    return defines
+
+
+def source_hash() -> str:
+    """A digest of every ``.cu``/``.cuh`` file: CuPy's disk cache keys on the main file's text and
+    the options only, so this goes into the options to invalidate it when a header changes."""
+    digest = hashlib.sha256()
+    for path in sorted(SOURCE_DIR.glob("*.cu*")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def compile_options() -> tuple[str, ...]:
+    """NVRTC options (also valid for nvcc): exactness flags, include path, defines, source digest."""
+    return (*BASE_OPTIONS, f"-I{SOURCE_DIR}", *compile_defines(), f"-DSAS_SOURCE_HASH=0x{source_hash()}")
+
+
+def kernel_source() -> str:
+    """The text of the kernel file (it includes its headers from :data:`SOURCE_DIR`)."""
+    return (SOURCE_DIR / KERNEL_FILE).read_text()
+
+
+def name_expression(function: str, image_dtype: Any, mask_dtype: Any) -> str:
+    """The C++ name of one kernel instance, e.g. ``"sas_augment<unsigned char, bool>"``."""
+    return f"{KERNELS[function]}<{IMAGE_TYPES[np.dtype(image_dtype)]}, {MASK_TYPES[np.dtype(mask_dtype)]}>"
+
+
+def name_expressions(image_dtype: Any = None, mask_dtype: Any = None) -> list[str]:
+    """Kernel instances: the three of one dtype pair, or (no arguments) every instance there is."""
+    pairs = (
+        [(image_dtype, mask_dtype)]
+        if image_dtype is not None
+        else [(i, m) for i in IMAGE_TYPES for m in MASK_TYPES]
+    )
+    return [name_expression(f, i, m) for i, m in pairs for f in KERNELS]
+
+
+# ----------------------------------------------------------------------------- launch arguments
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch: instance name, 1-D grid and block sizes, and the argument tuple in the
+    order of ``SAS_KERNEL_PARAMS`` (arrays for pointers, NumPy scalars for values)."""
+
+    name: str
+    grid: int
+    block: int
+    args: tuple
+
+
+def _address(arr: Any) -> int:
+    """The address of ``arr``'s first element (CuPy: device pointer; NumPy: host pointer)."""
+    ptr = getattr(getattr(arr, "data", None), "ptr", None)  # cupy.ndarray.data is a MemoryPointer
+    return int(arr.ctypes.data if ptr is None else ptr)
+
+
+def _element_strides(arr: Any, xp: ModuleType) -> tuple[Any, list[np.int64]]:
+    """``arr`` (copied contiguous only if a byte stride is not a whole number of elements) and its
+    strides in elements, as kernel arguments."""
+    if any(s % arr.itemsize for s in arr.strides):
+        arr = xp.ascontiguousarray(arr)
+    return arr, [np.int64(s // arr.itemsize) for s in arr.strides]
+
+
+def _pack_plans(n: int, geo: GeometryPlan | None, noise: NoisePlan | None, mask_dtype: np.dtype, channels: int):
+    """One uint32 host array: N SampleParams records, then C fill values (float32), then the
+    selected labels (int32, sorted).  Returns ``(words, n_labels)``; ``n_labels`` -1: any nonzero."""
+    labels = np.zeros(0, dtype=np.int32)
+    n_labels = -1
+    if noise is not None and noise.labels is not None:
+        # a label outside the mask dtype's range can never match; int32 holds every mask value
+        info = np.iinfo(np.int32) if mask_dtype == np.bool_ else np.iinfo(mask_dtype)
+        kept = noise.labels[(noise.labels >= info.min) & (noise.labels <= info.max)]
+        labels = kept.astype(np.int32)
+        n_labels = len(labels)
+    words = np.zeros(n * 16 + channels + len(labels), dtype=np.uint32)
+    rec = words[: n * 16].view(PARAM_DTYPE)
+    if geo is not None:
+        rec["sy0"], rec["sx0"], rec["sh"], rec["sw"] = geo.crop.T
+        rec["h"], rec["w"] = geo.thumb.T
+        rec["oy"], rec["ox"] = geo.offset.T
+        rec["ry"], rec["rx"] = geo.ratio.T
+        words[n * 16 : n * 16 + channels] = geo.fill.astype(np.float32).view(np.uint32)
+    if noise is not None:
+        rec["kind"], rec["sigma"], rec["peak"], rec["sid"] = noise.kind, noise.sigma, noise.peak, noise.sid
+    words[n * 16 + channels :] = labels.view(np.uint32)
+    return words, n_labels
+
+
+def build_launch(
+    function: str,
+    image: Any,
+    mask: Any,
+    geo: GeometryPlan | None,
+    noise: NoisePlan | None,
+    out_image: Any,
+    out_mask: Any,
+    xp: ModuleType,
+) -> Launch | None:
+    """The launch computing ``function`` (a key of :data:`KERNELS`) on arrays of module ``xp``
+    (``cupy``; ``numpy`` in the CPU tests); ``None`` when the output is empty.
+
+    ``image`` ``(N, H, W, C)`` and ``mask`` ``(N, H, W)`` may be strided views; outputs are
+    contiguous.  The packed plans are copied with ``xp.asarray`` (CuPy: asynchronous, on the
+    current stream).
+    """
+    n, ho, wo, channels = out_image.shape
+    if out_image.size == 0:
+        return None
+    if image.shape[1] * image.shape[2] == 0:
+        raise ValueError(f"image: cannot resample an empty image of shape {tuple(image.shape)}")
+    mask_dtype = NO_MASK_DTYPE if mask is None else np.dtype(mask.dtype)
+    words, n_labels = _pack_plans(n, geo, noise, mask_dtype, channels)
+    dev = xp.asarray(words)
+    image, img_strides = _element_strides(image, xp)
+    null = np.uint64(0)
+    if mask is None:
+        mask_args = [null, np.int64(0), np.int64(0), np.int64(0)]
+    else:
+        mask, msk_strides = _element_strides(mask, xp)
+        mask_args = [mask, *msk_strides]
+    aligned = all(_address(a) % STORE_ALIGN == 0 for a in (out_image, out_mask) if a is not None)
+    if noise is None:
+        key, lo, span, inv, clip = (0, 0), 0.0, 0.0, 0.0, False
+    else:
+        key, lo, span, inv, clip = noise.key, noise.lo, noise.span, noise.inv, noise.clip
+    args = (
+        image, *img_strides,
+        *mask_args,
+        out_image, null if out_mask is None else out_mask,
+        dev[: n * 16], dev[n * 16 : n * 16 + channels], dev[n * 16 + channels :],
+        np.int32(n_labels), np.int32(0 if geo is None else geo.mask_fill),
+        np.int32(n), np.int32(ho), np.int32(wo), np.int32(channels),
+        np.uint32(key[0]), np.uint32(key[1]), np.float32(lo), np.float32(span), np.float32(inv),
+        np.int32(clip), np.int32(aligned),
+    )  # fmt: skip
+    run = RUN_BYTES // out_image.itemsize
+    threads = -(-out_image.size // channels // run)
+    grid = min(MAX_BLOCKS, -(-threads // BLOCK_THREADS))
+    return Launch(name_expression(function, out_image.dtype, mask_dtype), grid, BLOCK_THREADS, args)
+
+
+# ----------------------------------------------------------------------------- CuPy
+
+
+_modules: dict[tuple[int, str, str], Any] = {}
+
+
+def check_available() -> None:
+    """Raise ``ImportError``/``RuntimeError`` saying why this backend cannot run here."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise ImportError(f"CuPy is not installed ({exc})") from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError and driver-loading errors alike
+        raise RuntimeError(f"CuPy cannot reach a CUDA device ({type(exc).__name__}: {exc})") from exc
+    if count < 1:
+        raise RuntimeError("CuPy found no CUDA device")
+
+
+def _kernel(name: str, image_dtype: np.dtype, mask_dtype: np.dtype, device_id: int) -> Any:
+    """The compiled kernel ``name``; its dtype pair's module is built on first use per device."""
+    import cupy
+
+    key = (device_id, image_dtype.str, mask_dtype.str)
+    module = _modules.get(key)
+    if module is None:
+        module = cupy.RawModule(
+            code=kernel_source(), options=compile_options(), name_expressions=name_expressions(image_dtype, mask_dtype)
+        )
+        _modules[key] = module
+    return module.get_function(name)
+
+
+def _launch(function: str, image, mask, geo, noise, out_image, out_mask) -> None:
+    import cupy
+
+    device = out_image.device
+    with device:
+        launch = build_launch(function, image, mask, geo, noise, out_image, out_mask, cupy)
+        if launch is None:
+            return
+        mask_dtype = NO_MASK_DTYPE if mask is None else np.dtype(mask.dtype)
+        kernel = _kernel(launch.name, np.dtype(out_image.dtype), mask_dtype, device.id)
+        kernel((launch.grid,), (launch.block,), launch.args)
+
+
+def rescale_paste(image, mask, geo: GeometryPlan, out_image, out_mask) -> None:
+    """SPEC §2 on the GPU (see ``reference.rescale_paste``)."""
+    _launch("rescale_paste", image, mask, geo, None, out_image, out_mask)
+
+
+def noise_in_mask(image, mask, noise: NoisePlan, out_image) -> None:
+    """SPEC §3-4 on the GPU (see ``reference.noise_in_mask``)."""
+    _launch("noise_in_mask", image, mask, None, noise, out_image, None)
+
+
+def augment(image, mask, geo: GeometryPlan, noise: NoisePlan, out_image, out_mask) -> None:
+    """SPEC §2 then §3 in one kernel (see ``reference.augment``)."""
+    _launch("augment", image, mask, geo, noise, out_image, out_mask)

@@ -1,0 +1,345 @@
+// sas_fast CUDA kernels: rescale-and-paste (SPEC §2), noise inside the mask (SPEC §3-4), and the
+// two fused in one pass (augment).  Each kernel computes exactly what sas_fast/backends/reference.py
+// computes, pixel by pixel, in the same float32 operations (no FMA: see sas_random.cuh).
+//
+// Kernels (templates over image type T in {unsigned char, unsigned short, float} and mask type M in
+// {bool, unsigned char, unsigned short, int}; instantiated by name expression, e.g.
+// "sas_augment<unsigned char, bool>"):
+//   sas_rescale_paste  geometry only (out_mask may be null when there is no mask)
+//   sas_noise_in_mask  out = image with noise on the selected pixels
+//   sas_augment        geometry, then noise on the selected pixels of the *output* mask
+// all with the parameter list SAS_KERNEL_PARAMS below (sas_fast/backends/cuda.py builds it).
+//
+// Work split: the batch's N*Ho*Wo canvas pixels are one flat range (64-bit indices); each thread
+// takes runs of RUN = SAS_RUN_BYTES / sizeof(T) consecutive pixels (grid-stride loop), so a
+// one-channel image run is one wide store (uint8: 8 pixels, one 64-bit store with the default 8
+// bytes) and a warp writes contiguous memory.  Per-sample parameters come from a
+// small device array of SampleParams; sizes, strides, key and normalisation are kernel arguments.
+// No shared memory and no __syncthreads: threads are independent (the CPU tests rely on that).
+#include "sas_random.cuh"
+
+#if !(defined(SAS_BLOCK_THREADS) && defined(SAS_RUN_BYTES))
+#error "sas_fast: SAS_BLOCK_THREADS / SAS_RUN_BYTES (launch shape) are missing; sas_fast.backends.cuda.compile_defines() passes them"
+#endif
+#if !(defined(SAS_KIND_NONE) && defined(SAS_KIND_SPECKLE) && defined(SAS_KIND_POISSON))
+#error "sas_fast: the noise kind codes of sas_fast.plan.KINDS are missing (sas_fast.backends.cuda.compile_defines() passes them)"
+#endif
+
+namespace sas {
+
+// One sample's parameters (16 words); mirrors PARAM_DTYPE in sas_fast/backends/cuda.py.
+struct SampleParams {
+    i32 sy0, sx0, sh, sw;  // source crop box
+    i32 h, w;              // thumbnail size
+    i32 oy, ox;            // paste offset (may be negative)
+    float ry, rx;          // float32(sh / h), float32(sw / w)
+    i32 kind;              // noise kind code (SAS_KIND_*)
+    float sigma, peak;     // noise parameters
+    u32 sid;               // global sample id: the Philox counter's second word
+    u32 unused[2];
+};
+static_assert(sizeof(SampleParams) == 64, "SampleParams must stay 16 words (PARAM_DTYPE in cuda.py)");
+
+enum Mode { GEOMETRY = 1, NOISE = 2, FUSED = 3 };
+
+// ------------------------------------------------------------------------------- pixel types
+
+__device__ __forceinline__ float clamp_rint(float v, float hi) { return fminf(fmaxf(rintf(v), 0.0f), hi); }
+
+// float32 to the image type: integers are rounded half to even, then clipped (reference._to_dtype).
+template <typename T> __device__ __forceinline__ T from_float(float v);
+template <> __device__ __forceinline__ unsigned char from_float<unsigned char>(float v) {
+    return (unsigned char)clamp_rint(v, 255.0f);
+}
+template <> __device__ __forceinline__ unsigned short from_float<unsigned short>(float v) {
+    return (unsigned short)clamp_rint(v, 65535.0f);
+}
+template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
+
+// ------------------------------------------------------------------------------- geometry
+
+// Sampling along one axis for thumbnail coordinate t (SPEC §2, reference._axis_taps).
+struct Tap {
+    bool inside;  // 0 <= t < size
+    i32 i0, i1;   // bilinear source taps
+    float frac;   // weight of i1
+    i32 near;     // nearest-exact source index
+};
+
+__device__ __forceinline__ Tap axis_tap(i64 t, i32 size, i32 src, float ratio) {
+    Tap tap = {false, 0, 0, 0.0f, 0};
+    if (t < 0 || t >= size) return tap;
+    tap.inside = true;
+    const float tf = (float)(i32)t;  // exact: size <= 2^24
+    const float centre = (tf + 0.5f) * ratio;
+    const float pos = centre - 0.5f;
+    const float fl = floorf(pos);
+    float frac = pos - fl;
+    i32 i0 = (i32)fl;
+    if (i0 < 0) {
+        i0 = 0;
+        frac = 0.0f;
+    } else if (i0 >= src - 1) {
+        i0 = src - 1;
+        frac = 0.0f;
+    }
+    tap.i0 = i0;
+    tap.i1 = i0 + 1 < src - 1 ? i0 + 1 : src - 1;
+    tap.frac = frac;
+    const i32 near = (i32)floorf(centre);
+    tap.near = near < src - 1 ? near : src - 1;
+    return tap;
+}
+
+// ------------------------------------------------------------------------------- arguments
+
+template <typename T, typename M>
+struct Batch {
+    const T* img;  // (N, H, W, C) input, element strides below (any sign)
+    i64 img_sn, img_sy, img_sx, img_sc;
+    const M* msk;  // (N, H, W) input mask, or null (rescale_paste without a mask)
+    i64 msk_sn, msk_sy, msk_sx;
+    T* out;       // (N, Ho, Wo, C) contiguous
+    M* out_mask;  // (N, Ho, Wo) contiguous, or null
+    const SampleParams* params;
+    const float* fill;  // (C,) image fill values (exact in float32 for every image type)
+    const i32* labels;  // sorted selected labels; n_labels < 0: every nonzero label
+    i32 n_labels, mask_fill;
+    i32 n, ho, wo, ch;
+    u32 key0, key1;         // Philox key
+    float lo, span, inv;    // x = (v - lo) * inv, v = lo + y * span
+    i32 clip;               // clip y to [0, 1]
+    i32 aligned;            // out and out_mask are 16-byte aligned: vector stores allowed
+};
+
+__device__ __forceinline__ bool selected(i32 label, const i32* labels, i32 n_labels) {
+    if (n_labels < 0) return label != 0;
+    i32 lo = 0, hi = n_labels;  // lower bound in the sorted label set
+    while (lo < hi) {
+        const i32 mid = (lo + hi) >> 1;
+        if (labels[mid] < label)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n_labels && labels[lo] == label;
+}
+
+// The noisy value of one channel v (SPEC §3): normalise, draw, clip, map back.  Not inlined: it
+// runs only for selected pixels, and a call keeps Philox and PTRS out of the unrolled pixel loop.
+template <typename T>
+__device__ __noinline__ T add_noise(T v, i32 kind, float sigma, float peak, u32 sid, u32 p, u32 c, u32 k0, u32 k1,
+                                    float lo, float span, float inv, i32 clip) {
+    const float x = ((float)v - lo) * inv;
+    float y;
+    if (kind == SAS_KIND_POISSON) {
+        const i64 k = poisson((double)(x * peak), p, sid, c, k0, k1);
+        y = (float)k / peak;
+    } else {
+        const float n = sigma * normal(p, sid, c, k0, k1);
+        y = kind == SAS_KIND_SPECKLE ? x + x * n : x + n;
+    }
+    if (clip) y = fminf(fmaxf(y, 0.0f), 1.0f);
+    return from_float<T>(lo + y * span);
+}
+
+// Position of the current canvas pixel, its sample's parameters, and the current row's sources.
+template <typename T, typename M>
+struct Cursor {
+    i32 i, y, x;
+    SampleParams s;
+    bool row_inside;     // geometry: the row lies in the thumbnail
+    float row_frac;      // geometry: weight of row1
+    const T *row0, *row1;  // geometry: the two source rows at the crop's left edge; NOISE: the input row
+    const M* mask_row;   // geometry: the nearest source mask row (null without a mask); NOISE: the input row
+};
+
+template <int MODE, typename T, typename M>
+__device__ __forceinline__ void load_row(const Batch<T, M>& b, Cursor<T, M>& cur) {
+    const T* img = b.img + cur.i * b.img_sn;
+    const M* msk = b.msk == nullptr ? nullptr : b.msk + cur.i * b.msk_sn;
+    if (MODE == NOISE) {
+        cur.row0 = img + cur.y * b.img_sy;
+        cur.mask_row = msk + cur.y * b.msk_sy;
+        return;
+    }
+    const SampleParams& s = cur.s;
+    const Tap ty = axis_tap((i64)cur.y - s.oy, s.h, s.sh, s.ry);
+    cur.row_inside = ty.inside;
+    cur.row_frac = ty.frac;
+    img += (i64)s.sx0 * b.img_sx;
+    cur.row0 = img + (i64)(s.sy0 + ty.i0) * b.img_sy;
+    cur.row1 = img + (i64)(s.sy0 + ty.i1) * b.img_sy;
+    if (msk != nullptr) msk += (i64)(s.sy0 + ty.near) * b.msk_sy + (i64)s.sx0 * b.msk_sx;
+    cur.mask_row = msk;
+}
+
+// Step to the next canvas pixel in flat order (x, then y, then sample).
+template <int MODE, typename T, typename M>
+__device__ __forceinline__ void advance(const Batch<T, M>& b, Cursor<T, M>& cur) {
+    if (++cur.x < b.wo) return;
+    cur.x = 0;
+    if (++cur.y == b.ho) {
+        cur.y = 0;
+        if (++cur.i == b.n) return;  // past the batch's end: nothing more is read
+        cur.s = b.params[cur.i];
+    }
+    load_row<MODE>(b, cur);
+}
+
+// One canvas pixel before noise: calls emit(c, value) for each channel and returns its label
+// (geometry modes: the output mask label; NOISE: the input mask label).
+template <int MODE, typename T, typename M, typename Emit>
+__device__ __forceinline__ M pixel(const Batch<T, M>& b, const Cursor<T, M>& cur, Emit emit) {
+    if (MODE == NOISE) {
+        const T* src = cur.row0 + cur.x * b.img_sx;
+        for (i32 c = 0; c < b.ch; ++c) emit(c, src[c * b.img_sc]);
+        return cur.mask_row[cur.x * b.msk_sx];
+    }
+    const SampleParams& s = cur.s;
+    const Tap tx = axis_tap((i64)cur.x - s.ox, s.w, s.sw, s.rx);
+    if (!(cur.row_inside && tx.inside)) {
+        for (i32 c = 0; c < b.ch; ++c) emit(c, (T)b.fill[c]);
+        return (M)b.mask_fill;
+    }
+    // SPEC §2 bilinear from the four taps, in this order, no FMA
+    const i64 c0 = tx.i0 * b.img_sx, c1 = tx.i1 * b.img_sx;
+    const float a = tx.frac, bw = cur.row_frac;
+    for (i32 c = 0; c < b.ch; ++c) {
+        const i64 oc = c * b.img_sc;
+        const float top = (float)cur.row0[c0 + oc] * (1.0f - a) + (float)cur.row0[c1 + oc] * a;
+        const float bot = (float)cur.row1[c0 + oc] * (1.0f - a) + (float)cur.row1[c1 + oc] * a;
+        emit(c, from_float<T>(top * (1.0f - bw) + bot * bw));
+    }
+    return cur.mask_row == nullptr ? (M)0 : cur.mask_row[tx.near * b.msk_sx];
+}
+
+// Store a run of RUN elements at dst: whole 16/8/4-byte words when the run is complete and the
+// buffer aligned, element by element otherwise (the batch's last, partial run).
+template <typename U, typename E, int RUN>
+__device__ __forceinline__ void store_words(E* dst, const E (&v)[RUN]) {
+    union {
+        E e[RUN];
+        U u[RUN * sizeof(E) / sizeof(U)];
+    } pack;
+#pragma unroll
+    for (int k = 0; k < RUN; ++k) pack.e[k] = v[k];
+    U* d = reinterpret_cast<U*>(dst);
+#pragma unroll
+    for (int j = 0; j < (int)(RUN * sizeof(E) / sizeof(U)); ++j) d[j] = pack.u[j];
+}
+
+template <typename E, int RUN>
+__device__ __forceinline__ void store_run(E* dst, const E (&v)[RUN], i64 valid, bool aligned) {
+    constexpr int bytes = RUN * (int)sizeof(E);
+    if (aligned && valid >= RUN) {
+        if constexpr (bytes % 16 == 0) {
+            store_words<uint4>(dst, v);
+            return;
+        } else if constexpr (bytes % 8 == 0) {
+            store_words<uint2>(dst, v);
+            return;
+        } else if constexpr (bytes % 4 == 0) {
+            store_words<unsigned int>(dst, v);
+            return;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < RUN; ++k)
+        if (k < valid) dst[k] = v[k];
+}
+
+// The kernel body.  Each step of the grid-stride loop handles the RUN canvas pixels from q0:
+//   1. geometry (or the input copy): values into vals[] (one channel) or straight to out (several),
+//      labels into labels[], and a bit per pixel that needs noise; the mask run is stored;
+//   2. noise, pixel by pixel, only where the bit is set (few pixels: little is live across calls);
+//   3. the one-channel image run is stored.
+template <int MODE, typename T, typename M>
+__device__ __forceinline__ void run(const Batch<T, M>& b) {
+    constexpr int RUN = SAS_RUN_BYTES / (int)sizeof(T);  // pixels per thread and step
+    static_assert(RUN >= 1 && RUN <= 32, "SAS_RUN_BYTES / sizeof(T) must be 1..32");
+    const i64 per_sample = (i64)b.ho * b.wo;
+    const i64 total = b.n * per_sample;
+    const i64 step = (i64)gridDim.x * blockDim.x * RUN;
+    for (i64 q0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) * RUN; q0 < total; q0 += step) {
+        const i64 valid = total - q0;  // >= RUN except in the batch's last run
+        T* out = b.out + q0 * b.ch;
+        T vals[RUN];
+        M labels[RUN];
+        u32 noisy = 0;
+        {
+            Cursor<T, M> cur;
+            cur.i = (i32)(q0 / per_sample);
+            const i64 rest = q0 - cur.i * per_sample;
+            cur.y = (i32)(rest / b.wo);
+            cur.x = (i32)(rest - (i64)cur.y * b.wo);
+            cur.s = b.params[cur.i];
+            load_row<MODE>(b, cur);
+#pragma unroll
+            for (int k = 0; k < RUN; ++k) {
+                if (k < valid) {
+                    labels[k] = pixel<MODE>(b, cur, [&](i32 c, T v) {
+                        if (b.ch == 1)
+                            vals[k] = v;
+                        else
+                            out[(i64)k * b.ch + c] = v;
+                    });
+                    if (MODE != GEOMETRY && cur.s.kind != SAS_KIND_NONE && selected((i32)labels[k], b.labels, b.n_labels))
+                        noisy |= 1u << k;
+                    if (k + 1 < RUN) advance<MODE>(b, cur);
+                }
+            }
+        }
+        if (MODE != NOISE && b.out_mask != nullptr) store_run(b.out_mask + q0, labels, valid, b.aligned);
+        if (MODE != GEOMETRY && noisy != 0) {
+#pragma unroll
+            for (int k = 0; k < RUN; ++k) {
+                if (!((noisy >> k) & 1u)) continue;
+                const i64 q = q0 + k;
+                const i32 i = (i32)(q / per_sample);
+                const u32 p = (u32)(q - i * per_sample);  // y * Wo + x: SPEC §4 counter word 0 (wraps like the reference)
+                const SampleParams& s = b.params[i];
+#define SAS_NOISY(V, C) add_noise<T>(V, s.kind, s.sigma, s.peak, s.sid, p, C, b.key0, b.key1, b.lo, b.span, b.inv, b.clip)
+                if (b.ch == 1) {
+                    vals[k] = SAS_NOISY(vals[k], 0u);
+                } else {
+                    for (i32 c = 0; c < b.ch; ++c) out[(i64)k * b.ch + c] = SAS_NOISY(out[(i64)k * b.ch + c], (u32)c);
+                }
+#undef SAS_NOISY
+            }
+        }
+        if (b.ch == 1) store_run(out, vals, valid, b.aligned);
+    }
+}
+
+}  // namespace sas
+
+// ------------------------------------------------------------------------------- entry points
+
+#define SAS_KERNEL_PARAMS                                                                                      \
+    const T *__restrict__ img, sas::i64 img_sn, sas::i64 img_sy, sas::i64 img_sx, sas::i64 img_sc,             \
+        const M *__restrict__ msk, sas::i64 msk_sn, sas::i64 msk_sy, sas::i64 msk_sx, T *__restrict__ out,     \
+        M *__restrict__ out_mask, const sas::SampleParams *__restrict__ params, const float *__restrict__ fill, \
+        const sas::i32 *__restrict__ labels, sas::i32 n_labels, sas::i32 mask_fill, sas::i32 n, sas::i32 ho,   \
+        sas::i32 wo, sas::i32 ch, sas::u32 key0, sas::u32 key1, float lo, float span, float inv,               \
+        sas::i32 clip, sas::i32 aligned
+
+#define SAS_RUN(MODE)                                                                                         \
+    sas::run<MODE, T, M>(sas::Batch<T, M>{img, img_sn, img_sy, img_sx, img_sc, msk, msk_sn, msk_sy, msk_sx,   \
+                                          out, out_mask, params, fill, labels, n_labels, mask_fill, n, ho, wo, \
+                                          ch, key0, key1, lo, span, inv, clip, aligned})
+
+template <typename T, typename M>
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS) sas_rescale_paste(SAS_KERNEL_PARAMS) {
+    SAS_RUN(sas::GEOMETRY);
+}
+
+template <typename T, typename M>
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS) sas_noise_in_mask(SAS_KERNEL_PARAMS) {
+    SAS_RUN(sas::NOISE);
+}
+
+template <typename T, typename M>
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS) sas_augment(SAS_KERNEL_PARAMS) {
+    SAS_RUN(sas::FUSED);
+}

@@ -1,0 +1,153 @@
+"""Run sas_fast's CUDA kernels on the CPU: the same ``.cu`` file, compiled as host C++ with g++.
+
+``build(directory)`` writes a translation unit that includes ``cuda_shim.h`` and then
+``sas_fast/cuda/sas_kernels.cu`` unchanged, with a table from every kernel instance's name
+expression (``sas_fast.backends.cuda.name_expressions()``, the list the GPU loader compiles) to the
+shim's grid loop, plus thin ``extern "C"`` probes of the device samplers.  It compiles it with the
+loader's own ``-D`` defines and ``-ffp-contract=off`` (no FMA, like ``--fmad=false``) into a
+shared library.  :class:`HostBackend` then implements the backend interface on NumPy arrays by
+passing the loader's own launches (``sas_fast.backends.cuda.build_launch``) to that library.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from sas_fast.backends import cuda
+
+SHIM_DIR = Path(__file__).resolve().parent
+CXX_FLAGS = ("-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared", "-w")
+
+_PROBES = r"""
+extern "C" void probe_philox(const unsigned* ctr, const unsigned* key, unsigned* out, long n) {
+    for (long i = 0; i < n; ++i) {
+        const sas::Words w = sas::philox4x32_10(ctr[4 * i], ctr[4 * i + 1], ctr[4 * i + 2], ctr[4 * i + 3], key[0], key[1]);
+        out[4 * i] = w.w0; out[4 * i + 1] = w.w1; out[4 * i + 2] = w.w2; out[4 * i + 3] = w.w3;
+    }
+}
+extern "C" void probe_log_cos(const unsigned* r, float* log_out, float* cos_out, long n) {
+    for (long i = 0; i < n; ++i) { log_out[i] = sas::log_u(r[i]); cos_out[i] = sas::cos_turns(r[i]); }
+}
+extern "C" void probe_normal(const unsigned* p, unsigned sid, unsigned c, unsigned k0, unsigned k1, float* out, long n) {
+    for (long i = 0; i < n; ++i) out[i] = sas::normal(p[i], sid, c, k0, k1);
+}
+extern "C" void probe_poisson(const double* lam, const unsigned* p, unsigned sid, unsigned c, unsigned k0, unsigned k1,
+                              long long* out, long n) {
+    for (long i = 0; i < n; ++i) out[i] = sas::poisson(lam[i], p[i], sid, c, k0, k1);
+}
+"""
+
+
+def compiler() -> str | None:
+    """The C++ compiler used (g++), or None if there is none."""
+    return shutil.which("g++")
+
+
+def translation_unit() -> str:
+    """Host C++ source: shim, the unchanged kernel file, a launch table over every instance, probes."""
+    rows = "\n".join(
+        f'    if (!strcmp(name, "{expr}")) {{ sas_host::launch({expr}, grid, block, params); return 0; }}'
+        for expr in cuda.name_expressions()
+    )
+    return (
+        '#include "cuda_shim.h"\n'
+        f'#include "{cuda.KERNEL_FILE}"\n\n'
+        'extern "C" int sas_host_launch(const char* name, unsigned grid, unsigned block, void** params) {\n'
+        f"{rows}\n    return -1;\n}}\n{_PROBES}"
+    )
+
+
+def build(directory: Path) -> ctypes.CDLL:
+    """Compile the kernels as a host shared library in ``directory`` and load it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / "sas_host.cpp"
+    library = directory / "sas_host.so"
+    source.write_text(translation_unit())
+    cmd = [compiler() or "g++", *CXX_FLAGS, f"-I{SHIM_DIR}", f"-I{cuda.SOURCE_DIR}", *cuda.compile_defines()]
+    result = subprocess.run([*cmd, str(source), "-o", str(library)], capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"g++ failed on the CUDA sources:\n{result.stderr[-4000:]}")
+    return ctypes.CDLL(str(library))
+
+
+_CTYPES = {
+    np.dtype(np.int32): ctypes.c_int32,
+    np.dtype(np.int64): ctypes.c_int64,
+    np.dtype(np.uint32): ctypes.c_uint32,
+    np.dtype(np.uint64): ctypes.c_uint64,
+    np.dtype(np.float32): ctypes.c_float,
+}
+
+
+def _ptr(arr: np.ndarray):
+    return arr.ctypes.data_as(ctypes.c_void_p)
+
+
+class HostBackend:
+    """The backend interface (``sas_fast.backends``) on NumPy arrays, kernels run on the host."""
+
+    DEVICE = "cpu"
+
+    def __init__(self, library: ctypes.CDLL):
+        self.lib = library
+        self.lib.sas_host_launch.restype = ctypes.c_int
+        self.launches: list[cuda.Launch] = []  # every launch run, for tests of the launch shapes
+
+    def run(self, launch: cuda.Launch | None) -> None:
+        if launch is None:
+            return
+        self.launches.append(launch)
+        held = [
+            ctypes.c_void_p(a.ctypes.data) if isinstance(a, np.ndarray) else _CTYPES[np.dtype(type(a))](a)
+            for a in launch.args
+        ]
+        params = (ctypes.c_void_p * len(held))(*[ctypes.addressof(h) for h in held])
+        status = self.lib.sas_host_launch(launch.name.encode(), launch.grid, launch.block, params)
+        assert status == 0, f"no host launcher for {launch.name}"
+
+    def rescale_paste(self, image, mask, geo, out_image, out_mask) -> None:
+        self.run(cuda.build_launch("rescale_paste", image, mask, geo, None, out_image, out_mask, np))
+
+    def noise_in_mask(self, image, mask, noise, out_image) -> None:
+        self.run(cuda.build_launch("noise_in_mask", image, mask, None, noise, out_image, None, np))
+
+    def augment(self, image, mask, geo, noise, out_image, out_mask) -> None:
+        self.run(cuda.build_launch("augment", image, mask, geo, noise, out_image, out_mask, np))
+
+    # ------------------------------------------------------------------ device-function probes
+
+    def philox(self, counter: np.ndarray, key: np.ndarray) -> np.ndarray:
+        counter = np.ascontiguousarray(counter, dtype=np.uint32).reshape(-1, 4)
+        out = np.empty_like(counter)
+        self.lib.probe_philox(_ptr(counter), _ptr(np.ascontiguousarray(key, np.uint32)), _ptr(out), ctypes.c_long(len(counter)))
+        return out
+
+    def log_cos(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        words = np.ascontiguousarray(words, dtype=np.uint32)
+        log_out, cos_out = np.empty(words.shape, np.float32), np.empty(words.shape, np.float32)
+        self.lib.probe_log_cos(_ptr(words), _ptr(log_out), _ptr(cos_out), ctypes.c_long(words.size))
+        return log_out, cos_out
+
+    def normal(self, p: np.ndarray, sid: int, c: int, key: np.ndarray) -> np.ndarray:
+        p = np.ascontiguousarray(p, dtype=np.uint32)
+        out = np.empty(p.shape, np.float32)
+        self.lib.probe_normal(
+            _ptr(p), ctypes.c_uint32(sid), ctypes.c_uint32(c), ctypes.c_uint32(int(key[0])),
+            ctypes.c_uint32(int(key[1])), _ptr(out), ctypes.c_long(p.size),
+        )  # fmt: skip
+        return out
+
+    def poisson(self, lam: np.ndarray, p: np.ndarray, sid: int, c: int, key: np.ndarray) -> np.ndarray:
+        lam = np.ascontiguousarray(lam, dtype=np.float64)
+        p = np.ascontiguousarray(p, dtype=np.uint32)
+        out = np.empty(lam.shape, np.int64)
+        self.lib.probe_poisson(
+            _ptr(lam), _ptr(p), ctypes.c_uint32(sid), ctypes.c_uint32(c), ctypes.c_uint32(int(key[0])),
+            ctypes.c_uint32(int(key[1])), _ptr(out), ctypes.c_long(lam.size),
+        )  # fmt: skip
+        return out

@@ -1,0 +1,339 @@
+"""The CUDA backend's source, checked without a GPU.
+
+* nvcc compiles ``sas_fast/cuda/sas_kernels.cu`` for sm_80 and sm_90 with every kernel instance the
+  loader can ask for, and the PTX has no float32 fused multiply-add (bit-exactness needs none).
+* The same ``.cu`` file, compiled as host C++ (g++, ``tests/cuda_host``), runs the loader's own
+  launches on the CPU and must equal the NumPy reference: geometry and speckle/gaussian noise bit
+  for bit, Poisson within ``tests/tolerances.py``; Philox against the known answers, log/cos against
+  ``sas_fast.fmath`` over every uniform the generator can produce.
+* Without CuPy, sas_fast imports and runs, and ``backend="cupy"`` says what to install.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sas_fast import fmath, samplers
+from sas_fast.backends import cuda, reference
+from sas_fast.philox import philox4x32_10
+from sas_fast.plan import IMAGE_DTYPES, MASK_DTYPES, make_geometry, make_noise
+from tests.conftest import random_image
+from tests.cuda_host import host_backend
+from tests.cuda_host.cases import (
+    GEOMETRY_CASES,
+    NOISE_CASES,
+    H,
+    N,
+    W,
+    assert_noise_matches,
+    assert_same,
+    label_masks,
+)
+from tests.tolerances import POISSON_MISMATCH_COUNTS, POISSON_MISMATCH_FRACTION
+
+DTYPE_IDS = [d.name for d in IMAGE_DTYPES]
+MASK_IDS = [d.name for d in MASK_DTYPES]
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory):
+    """The kernels compiled as a host library, once per test session."""
+    if host_backend.compiler() is None:
+        pytest.skip("g++ is not installed: the CUDA kernels cannot be run on the CPU")
+    return host_backend.HostBackend(host_backend.build(tmp_path_factory.mktemp("cuda_host")))
+
+
+# ----------------------------------------------------------------------------- the source compiles
+
+
+def test_nvcc_compiles_every_instance_for_sm80_and_sm90(tmp_path):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc is not installed: the CUDA source is not compiled here")
+    names = cuda.name_expressions()
+    unit = tmp_path / "instances.cu"
+    unit.write_text(
+        f'#include "{cuda.KERNEL_FILE}"\n// every instance the loader names, as NVRTC name expressions would\n'
+        "void* sas_instances[] = {\n" + ",\n".join(f"    (void*)&{n}" for n in names) + "\n};\n"
+    )
+    cmd = [
+        nvcc, "-fatbin", "--threads", "2", "--keep", "--keep-dir", str(tmp_path),
+        "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
+        *cuda.compile_options(), str(unit), "-o", str(tmp_path / "instances.fatbin"),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for arch in ("80", "90"):
+        ptx = (tmp_path / f"instances.compute_{arch}.ptx").read_text()
+        entries = re.findall(r"\.entry\s+(\w+)", ptx)
+        assert len(entries) == len(names) == 36
+        for kernel in cuda.KERNELS.values():
+            assert sum(e.startswith(f"_Z{len(kernel)}{kernel}I") for e in entries) == 12
+        # no contraction of float32 a * b + c: --fmad=false took effect
+        assert not re.search(r"\b(fma|mad)(\.rn)?(\.ftz)?(\.sat)?\.f32\b", ptx)
+
+
+def test_source_refuses_to_compile_without_the_python_constants(tmp_path):
+    gxx = host_backend.compiler()
+    if gxx is None:
+        pytest.skip("g++ is not installed")
+    unit = tmp_path / "bare.cpp"
+    unit.write_text(f'#include "cuda_shim.h"\n#include "{cuda.KERNEL_FILE}"\n')
+    cmd = [gxx, "-std=c++17", "-fsyntax-only", f"-I{host_backend.SHIM_DIR}", f"-I{cuda.SOURCE_DIR}", str(unit)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode != 0 and "sas_fast.fmath.COEFFS" in result.stderr
+
+
+def test_defines_carry_the_python_constants_exactly():
+    defines = dict(d[2:].split("=", 1) for d in cuda.compile_defines())
+    for name, value in fmath.COEFFS.items():
+        assert np.uint32(int(defines[f"SAS_{name}"].rstrip("u"), 16)).view(np.float32) == value
+    assert [float.fromhex(defines[f"SAS_LOGGAM_A{i}"]) for i in range(10)] == list(samplers._LOGGAM_A)
+    assert float.fromhex(defines["SAS_PTRS_MIN_LAM"]) == samplers.PTRS_MIN_LAM
+
+
+# ----------------------------------------------------------------------------- device samplers
+
+
+def test_philox_known_answers_and_random_counters(host, rng):
+    kat = host.philox(np.zeros((1, 4), np.uint32), np.zeros(2, np.uint32))
+    assert kat[0].tolist() == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
+    kat = host.philox(
+        np.array([[0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344]], np.uint32), np.array([0xA4093822, 0x299F31D0], np.uint32)
+    )
+    assert kat[0].tolist() == [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]
+    counters = rng.integers(0, 2**32, size=(10_000, 4), dtype=np.uint32)
+    key = rng.integers(0, 2**32, size=2, dtype=np.uint32)
+    np.testing.assert_array_equal(host.philox(counters, key), philox4x32_10(counters, key))
+
+
+def test_log_and_cos_equal_fmath_for_every_uniform(host):
+    words = np.arange(2**23, dtype=np.uint32) << np.uint32(9)  # one word per uniform k * 2**-24
+    log_u, cos_u = host.log_cos(words)
+    np.testing.assert_array_equal(log_u.view(np.uint32), fmath.log_u(words).view(np.uint32))
+    np.testing.assert_array_equal(cos_u.view(np.uint32), fmath.cos_turns(words).view(np.uint32))
+
+
+def test_normals_equal_the_reference_bit_for_bit(host, rng):
+    p = rng.integers(0, 2**32, size=200_000, dtype=np.uint32)
+    key = np.array([12345, 678], np.uint32)
+    got = host.normal(p, 77, 2, key)
+    np.testing.assert_array_equal(got.view(np.uint32), samplers.normal(p, 77, 2, key).view(np.uint32))
+    words = samplers.noise_words(p[:1000], 77, 2, key, 0)
+    np.testing.assert_array_equal(got[:1000], fmath.box_muller(words[:, 0], words[:, 1]))
+
+
+def test_poisson_counts_match_the_reference(host, rng):
+    # zero, inversion (< 10), the switch at 10, PTRS, and means where PTRS rejects often
+    lam = np.repeat([0.0, 1e-3, 0.5, 3.0, 9.99, 10.0, 10.5, 37.0, 256.0, 1e4, 1e6], 5000)
+    p = rng.integers(0, 2**32, size=lam.size, dtype=np.uint32)
+    key = np.array([9, 1], np.uint32)
+    got = host.poisson(lam, p, 3, 0, key)
+    want = samplers.poisson(lam, p, 3, 0, key)
+    diff = np.abs(got - want)
+    assert np.mean(diff != 0) <= POISSON_MISMATCH_FRACTION
+    assert diff.max() <= POISSON_MISMATCH_COUNTS
+    assert np.all(got[lam == 0] == 0)
+
+
+# ----------------------------------------------------------------------------- kernels vs reference
+
+
+def _noise_plan(dtype, case):
+    """The NoisePlan of a NOISE_CASES entry (written as public-API keywords) for N samples."""
+    kwargs = dict(NOISE_CASES[case])
+    kwargs["sids"] = kwargs.pop("sample_ids", None)
+    return make_noise(N, dtype, **kwargs)
+
+
+def _outputs(n, canvas, channels, dtype, mask_dtype):
+    ho, wo = canvas
+    return np.empty((n, ho, wo, channels), dtype), np.empty((n, ho, wo), mask_dtype)
+
+
+def _geometry_pair(host, image, mask, geo):
+    """(reference, host) outputs of rescale_paste, image and mask each."""
+    want = _outputs(image.shape[0], geo.canvas, image.shape[3], image.dtype, mask.dtype)
+    got = _outputs(image.shape[0], geo.canvas, image.shape[3], image.dtype, mask.dtype)
+    reference.rescale_paste(image, mask, geo, *want)
+    host.rescale_paste(image, mask, geo, *got)
+    return want, got
+
+
+@pytest.mark.parametrize("mask_dtype", MASK_DTYPES, ids=MASK_IDS)
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("dtype", IMAGE_DTYPES, ids=DTYPE_IDS)
+def test_geometry_is_bit_exact(host, rng, dtype, channels, mask_dtype):
+    image = random_image(rng, (N, H, W, channels), dtype)
+    mask = label_masks(rng, N, H, W, mask_dtype)
+    for case in GEOMETRY_CASES.values():
+        geo = make_geometry(image.shape, image.dtype, mask_dtype=mask.dtype, **case)
+        want, got = _geometry_pair(host, image, mask, geo)
+        assert_same(want, got)
+
+
+@pytest.mark.parametrize("mask_dtype", MASK_DTYPES, ids=MASK_IDS)
+@pytest.mark.parametrize("dtype", IMAGE_DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", list(NOISE_CASES))
+def test_noise_in_mask_matches(host, rng, case, dtype, mask_dtype):
+    channels = 2 if case == "speckle" else 1
+    image = random_image(rng, (N, H, W, channels), dtype)
+    mask = label_masks(rng, N, H, W, mask_dtype)
+    noise = _noise_plan(image.dtype, case)
+    want, got = np.empty_like(image), np.empty_like(image)
+    reference.noise_in_mask(image, mask, noise, want)
+    host.noise_in_mask(image, mask, noise, got)
+    assert_noise_matches(case, want, got, image, reference.selected(mask, noise.labels))
+
+
+def test_float32_value_range_without_clipping(host, rng):
+    image = (random_image(rng, (N, H, W, 1), np.float32) * 3 - 1).astype(np.float32)
+    mask = label_masks(rng, N, H, W, np.uint8)
+    noise = make_noise(N, image.dtype, kind="gaussian", sigma=0.5, value_range=(-1.0, 2.0), clip=False, seed=3)
+    want, got = np.empty_like(image), np.empty_like(image)
+    reference.noise_in_mask(image, mask, noise, want)
+    host.noise_in_mask(image, mask, noise, got)
+    assert_same([want], [got])
+    assert want.max() > 2.0 or want.min() < -1.0  # unclipped values exist, so the case tests something
+
+
+@pytest.mark.parametrize("mask_dtype", MASK_DTYPES, ids=MASK_IDS)
+@pytest.mark.parametrize("dtype", IMAGE_DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_fused_augment_equals_geometry_then_noise(host, rng, dtype, channels, mask_dtype):
+    image = random_image(rng, (N, H, W, channels), dtype)
+    mask = label_masks(rng, N, H, W, mask_dtype)
+    geo = make_geometry(image.shape, image.dtype, mask_dtype=mask.dtype, **GEOMETRY_CASES["crosses-top-left"])
+    for case in ("kinds-per-sample", "labels-subset", "poisson-inversion-and-ptrs"):
+        noise = _noise_plan(image.dtype, case)
+        want = _outputs(N, geo.canvas, channels, dtype, mask.dtype)
+        got = _outputs(N, geo.canvas, channels, dtype, mask.dtype)
+        reference.augment(image, mask, geo, noise, *want)
+        host.augment(image, mask, geo, noise, *got)
+        geometry_only = _outputs(N, geo.canvas, channels, dtype, mask.dtype)
+        reference.rescale_paste(image, mask, geo, *geometry_only)
+        np.testing.assert_array_equal(got[1], want[1])
+        assert_noise_matches(case, want[0], got[0], geometry_only[0], reference.selected(want[1], noise.labels))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(1, 19), w=st.integers(1, 23), n=st.integers(1, 3), channels=st.sampled_from([1, 2, 4]),
+    scale=st.floats(0.05, 3.0), oy=st.integers(-25, 25), ox=st.integers(-25, 25),
+    ho=st.integers(1, 29), wo=st.integers(1, 29), dtype=st.sampled_from(IMAGE_DTYPES), seed=st.integers(0, 2**32),
+)  # fmt: skip
+def test_geometry_property_odd_sizes_and_borders(host, h, w, n, channels, scale, oy, ox, ho, wo, dtype, seed):
+    rng = np.random.default_rng(seed)
+    image = random_image(rng, (n, h, w, channels), dtype)
+    mask = rng.integers(0, 5, size=(n, h, w), dtype=np.uint16)
+    geo = make_geometry(image.shape, image.dtype, mask_dtype=mask.dtype, scale=scale, offset=(oy, ox), canvas=(ho, wo))
+    want, got = _geometry_pair(host, image, mask, geo)
+    assert_same(want, got)
+
+
+# ----------------------------------------------------------------------------- launch shapes
+
+
+def test_grid_stride_loop_covers_batches_larger_than_the_grid(host, rng, monkeypatch):
+    monkeypatch.setattr(cuda, "MAX_BLOCKS", 1)
+    image = random_image(rng, (N, H, W, 1), np.uint8)
+    mask = label_masks(rng, N, H, W, np.uint8)
+    geo = make_geometry(image.shape, image.dtype, mask_dtype=mask.dtype, scale=0.7, offset="center")
+    noise = make_noise(N, image.dtype, kind="speckle", sigma=0.3)
+    want, got = _outputs(N, geo.canvas, 1, np.uint8, np.uint8), _outputs(N, geo.canvas, 1, np.uint8, np.uint8)
+    reference.augment(image, mask, geo, noise, *want)
+    host.augment(image, mask, geo, noise, *got)
+    assert host.launches[-1].grid == 1 and host.launches[-1].block * 8 < N * H * W  # each thread loops
+    assert_same(want, got)
+
+
+def test_strided_negative_and_misaligned_views(host, rng):
+    base = random_image(rng, (N, 2 * H, W + 5, 3), np.uint16)
+    image = base[:, ::-2, 5:, 1:2]  # negative row stride, channel view
+    masks = label_masks(rng, N, 2 * H, W + 5, np.int32)[:, ::2, :W]
+    record = np.zeros(image.shape[:3], dtype=[("tag", "u1"), ("v", "<u2")])  # itemsize 3: odd byte strides
+    record["v"] = image[..., 0]
+    odd = record["v"][..., None]
+    assert any(s % 2 for s in odd.strides)
+    geo = make_geometry(image.shape, image.dtype, mask_dtype=masks.dtype, scale=0.6, offset=(-3, 4))
+    for img in (image, odd):
+        want, got = _geometry_pair(host, img, masks, geo)
+        assert_same(want, got)
+    # outputs one element off 16-byte alignment: element stores instead of vector stores
+    want = _outputs(N, geo.canvas, 1, np.uint16, np.int32)
+    reference.rescale_paste(image, masks, geo, *want)
+    size = N * geo.canvas[0] * geo.canvas[1]
+    got = (np.empty(size + 8, np.uint16)[1 : size + 1].reshape(want[0].shape), np.empty(size + 4, np.int32)[1 : size + 1].reshape(want[1].shape))
+    host.rescale_paste(image, masks, geo, *got)
+    assert host.launches[-1].args[-1] == 0  # the 'aligned' argument
+    assert_same(want, got)
+
+
+def test_rescale_paste_without_mask_and_empty_outputs(host, rng):
+    image = random_image(rng, (N, H, W, 1), np.float32)
+    geo = make_geometry(image.shape, image.dtype, scale=0.4, offset=(2, -1))
+    want, got = np.empty((N, H, W, 1), np.float32), np.empty((N, H, W, 1), np.float32)
+    reference.rescale_paste(image, None, geo, want, None)
+    host.rescale_paste(image, None, geo, got, None)
+    assert_same([want], [got])
+    empty = np.empty((0, H, W, 1), np.float32)
+    assert cuda.build_launch("rescale_paste", empty, None, geo, None, empty, None, np) is None
+
+
+def test_launch_names_and_arguments_follow_the_kernel_signature():
+    assert cuda.name_expression("augment", np.uint8, np.bool_) == "sas_augment<unsigned char, bool>"
+    assert len(set(cuda.name_expressions())) == 36
+    assert cuda.name_expressions(np.float32, np.int32) == [
+        "sas_rescale_paste<float, int>", "sas_noise_in_mask<float, int>", "sas_augment<float, int>"
+    ]  # fmt: skip
+    source = (cuda.SOURCE_DIR / cuda.KERNEL_FILE).read_text()
+    params = re.search(r"#define SAS_KERNEL_PARAMS(.*?)\n\n", source, re.DOTALL).group(1)
+    n_params = params.count(",") + 1
+    image = np.zeros((1, 4, 4, 1), np.uint8)
+    geo = make_geometry(image.shape, image.dtype, scale=0.5)
+    launch = cuda.build_launch("rescale_paste", image, None, geo, None, np.empty_like(image), None, np)
+    assert len(launch.args) == n_params
+    assert cuda.PARAM_DTYPE.itemsize == 64 and "sizeof(SampleParams) == 64" in source
+
+
+# ----------------------------------------------------------------------------- without CuPy
+
+
+def test_sas_fast_works_without_cupy_and_names_what_to_install():
+    script = """
+import sys
+sys.modules["cupy"] = None  # import cupy -> ImportError, as on a machine without it
+import numpy as np
+import sas_fast
+assert "cupy" not in sas_fast.available_backends()
+img, msk = np.full((2, 9, 9), 200, np.uint8), np.ones((2, 9, 9), np.uint8)
+for name in sas_fast.available_backends():
+    out = sas_fast.noise_in_mask(img, msk, backend=name, seed=1)
+    assert out.shape == img.shape and (out != img).any()
+try:
+    sas_fast.rescale_paste(img, msk, scale=0.5, backend="cupy")
+except sas_fast.BackendUnavailable as exc:
+    assert "CuPy" in str(exc) or "cupy" in str(exc), exc
+    assert "pip install" in str(exc), exc
+    print("OK", sas_fast.available_backends())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cuda.SOURCE_DIR.parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("OK") and "numpy" in result.stdout
+
+
+def test_check_available_says_why_when_no_gpu_is_usable():
+    try:
+        cuda.check_available()
+    except (ImportError, RuntimeError) as exc:
+        assert "CuPy" in str(exc)
+    else:
+        pytest.skip("a CUDA device is usable here: tests/test_cuda_gpu.py covers this machine")
