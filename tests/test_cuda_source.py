@@ -242,8 +242,11 @@ def test_geometry_property_odd_sizes_and_borders(host, h, w, n, channels, scale,
 # ----------------------------------------------------------------------------- launch shapes
 
 
-def test_grid_stride_loop_covers_batches_larger_than_the_grid(host, rng, monkeypatch):
+@pytest.mark.parametrize("wide", [False, True], ids=["index32", "index64"])
+def test_grid_stride_loop_covers_batches_larger_than_the_grid(host, rng, monkeypatch, wide):
     monkeypatch.setattr(cuda, "MAX_BLOCKS", 1)
+    if wide:  # the 64-bit index path, taken on the GPU from 2**32 canvas pixels on
+        monkeypatch.setattr(cuda, "WIDE_PIXELS", 1)
     image = random_image(rng, (N, H, W, 1), np.uint8)
     mask = label_masks(rng, N, H, W, np.uint8)
     geo = make_geometry(image.shape, image.dtype, mask_dtype=mask.dtype, scale=0.7, offset="center")
@@ -252,6 +255,7 @@ def test_grid_stride_loop_covers_batches_larger_than_the_grid(host, rng, monkeyp
     reference.augment(image, mask, geo, noise, *want)
     host.augment(image, mask, geo, noise, *got)
     assert host.launches[-1].grid == 1 and host.launches[-1].block * 8 < N * H * W  # each thread loops
+    assert host.launches[-1].args[-1] == wide
     assert_same(want, got)
 
 
@@ -273,7 +277,7 @@ def test_strided_negative_and_misaligned_views(host, rng):
     size = N * geo.canvas[0] * geo.canvas[1]
     got = (np.empty(size + 8, np.uint16)[1 : size + 1].reshape(want[0].shape), np.empty(size + 4, np.int32)[1 : size + 1].reshape(want[1].shape))
     host.rescale_paste(image, masks, geo, *got)
-    assert host.launches[-1].args[-1] == 0  # the 'aligned' argument
+    assert host.launches[-1].args[-2] == 0  # the 'aligned' argument
     assert_same(want, got)
 
 

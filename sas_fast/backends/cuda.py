@@ -57,6 +57,8 @@ MAX_BLOCKS = 1 << 16
 RUN_BYTES = 8
 #: Vector stores (up to 16 bytes: a run of int32 labels) need outputs aligned to this.
 STORE_ALIGN = 16
+#: Batches with this many canvas pixels or more index with 64-bit division (the kernels' ``wide``).
+WIDE_PIXELS = 1 << 32
 #: Exactness: no FMA contraction, IEEE-rounded division and square root (NVRTC and nvcc spell these alike).
 BASE_OPTIONS = ("--std=c++17", "--fmad=false", "--prec-div=true", "--prec-sqrt=true")
 
@@ -245,7 +247,7 @@ def build_launch(
         np.int32(n_labels), np.int32(0 if geo is None else geo.mask_fill),
         np.int32(n), np.int32(ho), np.int32(wo), np.int32(channels),
         np.uint32(key[0]), np.uint32(key[1]), np.float32(lo), np.float32(span), np.float32(inv),
-        np.int32(clip), np.int32(aligned),
+        np.int32(clip), np.int32(aligned), np.int32(n * ho * wo >= WIDE_PIXELS),
     )  # fmt: skip
     run = RUN_BYTES // out_image.itemsize
     threads = -(-out_image.size // channels // run)

@@ -110,6 +110,7 @@ struct Batch {
     float lo, span, inv;    // x = (v - lo) * inv, v = lo + y * span
     i32 clip;               // clip y to [0, 1]
     i32 aligned;            // out and out_mask are 16-byte aligned: vector stores allowed
+    i32 wide;               // the batch has 2^32 canvas pixels or more: 64-bit index division
 };
 
 __device__ __forceinline__ bool selected(i32 label, const i32* labels, i32 n_labels) {
@@ -214,6 +215,22 @@ __device__ __forceinline__ M pixel(const Batch<T, M>& b, const Cursor<T, M>& cur
     return cur.mask_row == nullptr ? (M)0 : cur.mask_row[tx.near * b.msk_sx];
 }
 
+// a / b and a % b for 0 <= a, 0 < b: in 32 bits unless the batch is wide (64-bit integer division
+// costs several times as many instructions on a GPU).
+struct DivMod {
+    i64 quot, rem;
+};
+
+__device__ __forceinline__ DivMod divmod(i64 a, i64 b, bool wide) {
+    if (!wide) {
+        const u32 q = (u32)a / (u32)b;
+        DivMod r = {(i64)q, (i64)((u32)a - q * (u32)b)};
+        return r;
+    }
+    DivMod r = {a / b, a % b};
+    return r;
+}
+
 // Store a run of RUN elements at dst: whole 16/8/4-byte words when the run is complete and the
 // buffer aligned, element by element otherwise (the batch's last, partial run).
 template <typename U, typename E, int RUN>
@@ -269,10 +286,11 @@ __device__ __forceinline__ void run(const Batch<T, M>& b) {
         u32 noisy = 0;
         {
             Cursor<T, M> cur;
-            cur.i = (i32)(q0 / per_sample);
-            const i64 rest = q0 - cur.i * per_sample;
-            cur.y = (i32)(rest / b.wo);
-            cur.x = (i32)(rest - (i64)cur.y * b.wo);
+            const DivMod sample = divmod(q0, per_sample, b.wide);
+            const DivMod row = divmod(sample.rem, b.wo, b.wide);
+            cur.i = (i32)sample.quot;
+            cur.y = (i32)row.quot;
+            cur.x = (i32)row.rem;
             cur.s = b.params[cur.i];
             load_row<MODE>(b, cur);
 #pragma unroll
@@ -295,10 +313,9 @@ __device__ __forceinline__ void run(const Batch<T, M>& b) {
 #pragma unroll
             for (int k = 0; k < RUN; ++k) {
                 if (!((noisy >> k) & 1u)) continue;
-                const i64 q = q0 + k;
-                const i32 i = (i32)(q / per_sample);
-                const u32 p = (u32)(q - i * per_sample);  // y * Wo + x: SPEC §4 counter word 0 (wraps like the reference)
-                const SampleParams& s = b.params[i];
+                const DivMod at = divmod(q0 + k, per_sample, b.wide);
+                const u32 p = (u32)at.rem;  // y * Wo + x: SPEC §4 counter word 0 (wraps like the reference)
+                const SampleParams& s = b.params[at.quot];
 #define SAS_NOISY(V, C) add_noise<T>(V, s.kind, s.sigma, s.peak, s.sid, p, C, b.key0, b.key1, b.lo, b.span, b.inv, b.clip)
                 if (b.ch == 1) {
                     vals[k] = SAS_NOISY(vals[k], 0u);
@@ -322,12 +339,12 @@ __device__ __forceinline__ void run(const Batch<T, M>& b) {
         M *__restrict__ out_mask, const sas::SampleParams *__restrict__ params, const float *__restrict__ fill, \
         const sas::i32 *__restrict__ labels, sas::i32 n_labels, sas::i32 mask_fill, sas::i32 n, sas::i32 ho,   \
         sas::i32 wo, sas::i32 ch, sas::u32 key0, sas::u32 key1, float lo, float span, float inv,               \
-        sas::i32 clip, sas::i32 aligned
+        sas::i32 clip, sas::i32 aligned, sas::i32 wide
 
 #define SAS_RUN(MODE)                                                                                         \
     sas::run<MODE, T, M>(sas::Batch<T, M>{img, img_sn, img_sy, img_sx, img_sc, msk, msk_sn, msk_sy, msk_sx,   \
                                           out, out_mask, params, fill, labels, n_labels, mask_fill, n, ho, wo, \
-                                          ch, key0, key1, lo, span, inv, clip, aligned})
+                                          ch, key0, key1, lo, span, inv, clip, aligned, wide})
 
 template <typename T, typename M>
 __global__ void __launch_bounds__(SAS_BLOCK_THREADS) sas_rescale_paste(SAS_KERNEL_PARAMS) {
