@@ -91,6 +91,8 @@ def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool) -> _Ba
         layout, img4 = "NHWC", img
     else:
         raise ValueError(f"image: expected (H, W), (H, W, C), (N, H, W) or (N, H, W, C), got shape {img.shape}")
+    if img4.shape[1] < 1 or img4.shape[2] < 1:
+        raise ValueError(f"image: expected at least one row and one column, got shape {img.shape}")
     if msk is not None:
         msk3 = msk[None] if msk.ndim == 2 else msk
         if msk3.ndim != 3 or msk3.shape != img4.shape[:3]:
@@ -118,7 +120,7 @@ def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: n
     want = _layout_shape(batch.layout, shape) if len(shape) == 4 else _mask_layout_shape(batch.layout, shape)
     if buf.shape != want or buf.dtype != dtype:
         raise ValueError(f"{name}: expected shape {want} and dtype {dtype}, got shape {buf.shape} and dtype {buf.dtype}")
-    if not buf.flags.writeable:
+    if not getattr(buf.flags, "writeable", True):  # CuPy arrays have no such flag: always writeable
         raise ValueError(f"{name}: the buffer is read-only")
     inputs = [a for a in (batch.image, batch.mask) if a is not None]
     if batch.xp is np and any(np.shares_memory(buf, a) for a in inputs):

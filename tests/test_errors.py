@@ -141,3 +141,8 @@ def test_batch_larger_than_memory_is_a_clear_error_not_an_oom_kill():
     image = np.zeros((2, 8, 8), np.uint8)
     with pytest.raises(MemoryError, match=r"the result needs .* GiB but only .* GiB of memory is available"):
         rp(image, canvas=(400_000, 400_000))  # 320 GB of output
+
+
+def test_empty_images_are_refused():
+    with pytest.raises(ValueError, match=r"image: expected at least one row and one column, got shape \(2, 0, 5\)"):
+        rp(np.zeros((2, 0, 5), np.uint8))
