@@ -14,8 +14,9 @@ Values are SPEC §3's: ``x = (v - lo) * inv``, then ``y``, clip, ``lo + y * span
 
 Compile time: Numba links a callee's code into every caller and optimises it again at each
 level, so the big vectorised noise loops would be recompiled inside every kernel specialisation
-(image dtype x mask dtype x ...).  They are compiled instead once per image dtype as C callbacks
-(:data:`NOISE_RUNS`, cached on disk) that the kernel receives as an argument and calls per run.
+(image dtype x mask dtype x ...).  They are compiled instead once, on float32 values, as a C
+callback (:data:`NOISE_RUN`, cached on disk) that the kernel receives as an argument and calls
+per run; converting a run to float32 and quantising it back is exact for every image dtype.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from llvmlite import ir
 from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
-from ..plan import IMAGE_DTYPES, KINDS
+from ..plan import KINDS
 from ._numba_geometry import quantise
 from ._numba_poisson import poisson, settle_block0
 from ._numba_rng import box_muller, noise_counter_tag, philox
 
 __all__ = [
-    "NOISE_RUNS",
+    "NOISE_RUN",
     "RUN_GAP",
     "RUN_PAD",
     "SELECT_LUT",
@@ -152,35 +153,36 @@ def _close_run(flags, first, last_word, runs, n_runs):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _finish(y, clip, lo, span, is_int, qmax):
-    """SPEC §3's last step: clip ``y`` to [0, 1] (if asked), map back to the dtype's range, quantise."""
+def _finish(y, clip, lo, span):
+    """SPEC §3's last float step: clip ``y`` to [0, 1] (if asked), map back to ``lo + y * span``."""
     if clip:
         y = y if y > _ZERO else _ZERO  # y == -0.0 stays -0.0, as np.maximum(y, 0)
         y = y if y < _ONE else _ONE
-    return quantise(lo + y * span, is_int, qmax)
+    return lo + y * span
 
 
 @njit(cache=True, error_model="numpy")
-def apply_normal(values, flags, count, p0, sid, channel, k0, k1, speckle, sigma, lo, inv, span, clip, is_int, qmax):
+def apply_normal(values, flags, count, p0, sid, channel, k0, k1, speckle, sigma, lo, inv, span, clip):
     """Speckle (``y = x + x * sigma * z``) or gaussian (``y = x + sigma * z``) noise on a run.
 
-    ``values[k]`` is the run's pixel ``k`` in one channel (any stride), ``flags[k]`` its selection,
-    ``p0`` the flat canvas index of pixel 0.  Gaussian is computed as ``x + 1 * (sigma * z)``:
-    the multiplication by one is exact, so one loop serves both kinds bit-exactly.
+    ``values[k]`` (float32) is the run's pixel ``k`` in one channel, replaced by ``lo + y * span``
+    (not yet quantised) where ``flags[k]`` is set; ``p0`` is the flat canvas index of pixel 0.
+    Gaussian is computed as ``x + 1 * (sigma * z)``: the multiplication by one is exact, so one
+    loop serves both kinds bit-exactly.
     """
     tag = noise_counter_tag(0)
     for k in range(count):
         r0, r1, _, _ = philox((p0 + _u64(k)) & _MASK32, sid, channel, tag, k0, k1)
         z = box_muller(r0, r1)
         v = values[k]
-        x = (_f32(v) - lo) * inv
+        x = (v - lo) * inv
         gain = x if speckle else _ONE
-        q = _finish(x + gain * (sigma * z), clip, lo, span, is_int, qmax)
-        values[k] = q if flags[k] else v
+        noisy = _finish(x + gain * (sigma * z), clip, lo, span)
+        values[k] = noisy if flags[k] else v
 
 
 @njit(cache=True, error_model="numpy")
-def apply_poisson(values, flags, count, p0, sid, channel, k0, k1, peak, lo, inv, span, clip, is_int, qmax, done):
+def apply_poisson(values, flags, count, p0, sid, channel, k0, k1, peak, lo, inv, span, clip, done):
     """Poisson noise ``y = Poisson(x * peak) / peak`` on a run (arguments as :func:`apply_normal`).
 
     A vectorised pass settles the pixels whose block-0 PTRS pairs decide without libm
@@ -191,56 +193,39 @@ def apply_poisson(values, flags, count, p0, sid, channel, k0, k1, peak, lo, inv,
     for k in range(count):
         r0, r1, r2, r3 = philox((p0 + _u64(k)) & _MASK32, sid, channel, tag, k0, k1)
         v = values[k]
-        lam = np.float64((_f32(v) - lo) * inv * peak)
+        lam = np.float64((v - lo) * inv * peak)
         counts, settled = settle_block0(lam, r0, r1, r2, r3)
-        q = _finish(_f32(counts) / peak, clip, lo, span, is_int, qmax)
-        values[k] = q if (flags[k] != 0) & settled else v
+        noisy = _finish(_f32(counts) / peak, clip, lo, span)
+        values[k] = noisy if (flags[k] != 0) & settled else v
         done[k] = settled
     for k in range(count):
         if flags[k] and not done[k]:
             p = (p0 + _u64(k)) & _MASK32
             r0, r1, r2, r3 = philox(p, sid, channel, tag, k0, k1)
-            lam = np.float64((_f32(values[k]) - lo) * inv * peak)
+            lam = np.float64((values[k] - lo) * inv * peak)
             counts = poisson(lam, r0, r1, r2, r3, p, sid, channel, k0, k1)
-            values[k] = _finish(_f32(counts) / peak, clip, lo, span, is_int, qmax)
+            values[k] = _finish(_f32(counts) / peak, clip, lo, span)
 
 
-@njit(cache=True, error_model="numpy")
-def _noise_run(values, flags, done, count, p0, sid, channel, k0, k1, kind, sigma, peak, lo, inv, span, clip, is_int, qmax):
-    """One run of one channel: dispatch on the noise kind (``KINDS`` code, not "none")."""
-    if kind == _KIND_POISSON:
-        apply_poisson(values, flags, count, p0, sid, channel, k0, k1, peak, lo, inv, span, clip, is_int, qmax, done)
-    else:
-        speckle = kind == _KIND_SPECKLE
-        apply_normal(values, flags, count, p0, sid, channel, k0, k1, speckle, sigma, lo, inv, span, clip, is_int, qmax)
-
-
-#: C signature of the per-run callbacks: pointers to the run's values (image dtype), flags and
-#: ``done`` scratch (uint8), then the scalars of :func:`_noise_run`.
+#: C signature of :data:`NOISE_RUN`: pointers to the run's float32 values, its flags and the
+#: ``done`` scratch (uint8), the count, then ``p0, sid, channel, k0, k1`` (uint64), the kind
+#: (int32), ``sigma, peak, lo, inv, span`` (float32) and ``clip``.
 RUN_SIGNATURE = types.void(
     types.voidptr, types.voidptr, types.voidptr, types.int64,
     types.uint64, types.uint64, types.uint64, types.uint64, types.uint64,
-    types.int32, types.float32, types.float32, types.float32, types.float32, types.float32,
-    types.boolean, types.boolean, types.float32,
+    types.int32, types.float32, types.float32, types.float32, types.float32, types.float32, types.boolean,
 )  # fmt: skip
 
 
-def _run_callback(dtype: np.dtype):
-    """:func:`_noise_run` on ``dtype`` pixels as a cached C callback of :data:`RUN_SIGNATURE`."""
-    scalar = dtype.type
-
-    @cfunc(RUN_SIGNATURE, cache=True, error_model="numpy")
-    def run(values, flags, done, count, p0, sid, channel, k0, k1, kind, sigma, peak, lo, inv, span, clip, is_int, qmax):
-        _noise_run(
-            carray(values, count, scalar), carray(flags, count, np.uint8), carray(done, count, np.uint8),
-            count, p0, sid, channel, k0, k1, kind, sigma, peak, lo, inv, span, clip, is_int, qmax,
-        )  # fmt: skip
-
-    return run
-
-
-#: Image dtype -> the callback the kernel calls for each run.
-NOISE_RUNS = {dtype: _run_callback(dtype) for dtype in IMAGE_DTYPES}
+@cfunc(RUN_SIGNATURE, cache=True, error_model="numpy")
+def NOISE_RUN(values, flags, done, count, p0, sid, channel, k0, k1, kind, sigma, peak, lo, inv, span, clip):  # noqa: N802
+    """The noise of one run of one channel (kind: a ``KINDS`` code other than "none"), as a C callback."""
+    v = carray(values, count, np.float32)
+    f = carray(flags, count, np.uint8)
+    if kind == _KIND_POISSON:
+        apply_poisson(v, f, count, p0, sid, channel, k0, k1, peak, lo, inv, span, clip, carray(done, count, np.uint8))
+    else:
+        apply_normal(v, f, count, p0, sid, channel, k0, k1, kind == _KIND_SPECKLE, sigma, lo, inv, span, clip)
 
 
 @intrinsic
@@ -254,10 +239,18 @@ def _address(typingctx, array):
     return types.voidptr(array), codegen
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _channel(row, first, last, c, channels):
-    """Channel ``c`` of pixels ``first .. last - 1`` of a flat row (a contiguous slice when ``channels == 1``)."""
-    return row[first * channels + c : last * channels : channels]
+@njit(cache=True, error_model="numpy")
+def _noise_channel(pixels, values, run_flags, done, count, padded, run_fn, p0, sid, c, key0, key1, kind, sigma, peak, noise):
+    """Noise one channel of one run: ``pixels`` (image dtype, any stride) via float32 ``values`` scratch."""
+    lo, inv, span, clip, is_int, qmax = noise
+    for k in range(count):
+        values[k] = _f32(pixels[k])  # exact for every image dtype
+    run_fn(
+        _address(values), _address(run_flags), _address(done), padded, p0, sid, c, key0, key1, kind, sigma, peak,
+        lo, inv, span, clip,
+    )  # fmt: skip
+    for k in range(count):
+        pixels[k] = quantise(values[k], is_int, qmax)  # unselected pixels round-trip unchanged
 
 
 @njit(cache=True, error_model="numpy")
@@ -266,14 +259,13 @@ def noise_row(row, y, width, channels, flags, selected, first, last, scratch, ru
 
     ``selected``, ``first``, ``last``: :func:`selection_flags`'s result for the row;
     ``scratch`` = (runs, done, values, run_flags) of the task, the last three at least
-    ``width + RUN_PAD`` long; ``run_fn`` the image dtype's :data:`NOISE_RUNS` callback;
+    ``width + RUN_PAD`` long (values float32); ``run_fn`` is :data:`NOISE_RUN`;
     ``noise`` = (lo, inv, span, clip, is_int, qmax).
 
-    Each run's channel is copied into contiguous scratch padded to a multiple of ``RUN_PAD``
+    Each run's channel is converted into float32 scratch padded to a multiple of ``RUN_PAD``
     (flags 0 in the padding): the callback's vectorised loops then never run a scalar tail.
     """
     runs, done, values, run_flags = scratch
-    lo, inv, span, clip, is_int, qmax = noise
     if selected == last - first:
         runs[0, 0], runs[0, 1] = first, last
         n_runs = 1
@@ -283,20 +275,15 @@ def noise_row(row, y, width, channels, flags, selected, first, last, scratch, ru
         first, last = runs[r, 0], runs[r, 1]
         count = last - first
         padded = (count + RUN_PAD - 1) // RUN_PAD * RUN_PAD
-        run_flags[:count] = flags[first:last]
+        for k in range(count):  # a loop, not a slice copy: no broadcasting error path to compile
+            run_flags[k] = flags[first + k]
         run_flags[count:padded] = 0
         values[count:padded] = 0
         p0 = _u64(y * width + first)
         for c in range(channels):
-            if channels == 1:  # contiguous copies (a separate instantiation of the slice code)
-                values[:count] = row[first:last]
+            if channels == 1:  # a contiguous slice: its own, vectorised instantiation
+                pixels = row[first:last]
             else:
-                values[:count] = _channel(row, first, last, c, channels)
-            run_fn(
-                _address(values), _address(run_flags), _address(done), padded, p0, sid, _u64(c),
-                key0, key1, kind, sigma, peak, lo, inv, span, clip, is_int, qmax,
-            )  # fmt: skip
-            if channels == 1:
-                row[first:last] = values[:count]
-            else:
-                _channel(row, first, last, c, channels)[:] = values[:count]
+                pixels = row[first * channels + c : last * channels : channels]
+            _noise_channel(pixels, values, run_flags, done, count, padded, run_fn, p0, sid, _u64(c), key0, key1,
+                           kind, sigma, peak, noise)  # fmt: skip

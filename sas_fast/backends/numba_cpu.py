@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from ..plan import KINDS, GeometryPlan, NoisePlan
 from ._numba_geometry import axis_tap, fill_row, horizontal_pass, nearest_tap, vertical_blend, x_tables
-from ._numba_noise import NOISE_RUNS, RUN_GAP, RUN_PAD, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, noise_row
+from ._numba_noise import NOISE_RUN, RUN_GAP, RUN_PAD, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, noise_row
 from ._numba_noise import selection_flags
 
 __all__ = ["DEVICE", "augment", "noise_in_mask", "rescale_paste"]
@@ -56,7 +56,7 @@ def _task(
     scratch = (
         np.empty((wo // RUN_GAP + 2, 2), np.int64),  # runs
         np.empty(wo + RUN_PAD, np.uint8),  # Poisson: settled by the vectorised pass
-        np.empty(wo + RUN_PAD, out_image.dtype),  # one channel of a run, padded
+        np.empty(wo + RUN_PAD, np.float32),  # one channel of a run as float32, padded
         np.empty(wo + RUN_PAD, np.uint8),  # the run's flags, padded
     )
     mode, lut, lut_lo, labels = select
@@ -86,7 +86,7 @@ def _task(
             for k in range(wo * channels):  # a loop, not row[:] = src: no broadcasting error path to compile
                 row[k] = src[k]
             if noisy:
-                selected, first, last = selection_flags(mask[i, y], 0, wo, mode, lut, lut_lo, labels, flags)
+                selected, first, last = selection_flags(mask[i, y], np.int64(0), wo, mode, lut, lut_lo, labels, flags)
                 if selected > 0:
                     noise_row(row, y, wo, channels, flags, selected, first, last, scratch, run_fn, sample_id,
                               key0, key1, kind[i], sigma[i], peak[i], noise)  # fmt: skip
@@ -149,7 +149,8 @@ def _kernel(
     image ``(N, H, W*C)``, mask ``(N, H, W)``; out_image ``(N, Ho, Wo*C)``, out_mask ``(N, Ho, Wo)``
     (written only when ``geometry and has_mask``).  Without geometry the canvas is the input.
     ``fill_selected``: whether ``mask_fill`` is a selected label (then fill pixels get noise too).
-    ``run_fn``: the image dtype's noise callback (``_numba_noise.NOISE_RUNS``).  Each sample is cut into ``bands`` bands of rows; the (sample, band) tasks run in parallel.
+    ``run_fn``: the noise callback ``_numba_noise.NOISE_RUN``.  Each sample is cut into ``bands``
+    bands of rows; the (sample, band) tasks run in parallel.
     """
     n, ho = out_image.shape[0], out_image.shape[1]
     rows_per_band = (ho + bands - 1) // bands
@@ -179,10 +180,15 @@ def _selection(labels: np.ndarray | None) -> tuple[int, np.ndarray, int, np.ndar
     return SELECT_LUT, lut, int(labels[0]), labels
 
 
-def _kernel_mask(mask: np.ndarray | None) -> np.ndarray:
-    """A contiguous mask the kernel can index (bool viewed as uint8); a 1x1x1 dummy for ``None``."""
+def _kernel_mask(mask: np.ndarray | None, like: np.ndarray | None) -> np.ndarray:
+    """A contiguous mask the kernel can index (bool viewed as uint8).
+
+    For ``None``, a 1x1x1 dummy of ``like``'s kernel dtype (uint8 without ``like``), so a call
+    without an output or input mask reuses the compiled specialisation of the masked call.
+    """
     if mask is None:
-        return np.zeros((1, 1, 1), np.uint8)
+        dtype = np.uint8 if like is None or like.dtype == np.bool_ else like.dtype
+        return np.zeros((1, 1, 1), dtype)
     mask = np.ascontiguousarray(mask)
     return mask.view(np.uint8) if mask.dtype == np.bool_ else mask
 
@@ -218,11 +224,11 @@ def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_ima
     fill_selected = bool(mask_fill != 0) if labels is None else bool(np.isin(mask_fill, labels))
     bands = max(1, min(ho, -(-_TASKS_PER_THREAD * numba.get_num_threads() // n)))
     _kernel(
-        np.ascontiguousarray(image).reshape(n, height, width * channels), _kernel_mask(mask),
-        dst_image.reshape(n, ho, wo * channels), _kernel_mask(dst_mask), channels, geo is not None,
+        np.ascontiguousarray(image).reshape(n, height, width * channels), _kernel_mask(mask, None),
+        dst_image.reshape(n, ho, wo * channels), _kernel_mask(dst_mask, mask), channels, geo is not None,
         mask is not None and out_mask is not None,
         crop, thumb, ratio, offset, fill, mask_fill, fill_selected,
-        NOISE_RUNS[image.dtype], kind, sigma, peak, sid, _u64(key[0]), _u64(key[1]), select, params, bands,
+        NOISE_RUN, kind, sigma, peak, sid, _u64(key[0]), _u64(key[1]), select, params, bands,
     )  # fmt: skip
     if dst_image is not out_image:
         out_image[...] = dst_image
