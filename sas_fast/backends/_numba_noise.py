@@ -1,22 +1,25 @@
 """Numba functions for SPEC §3-4 (noise inside the mask), used by the kernel of ``numba_cpu``.
 
-A canvas row is processed in three steps:
+The kernel produces canvas rows one by one; their noise is drawn in batches:
 
-1. :func:`selection_flags` marks the selected pixels of the row's mask (one vectorised pass);
-2. :func:`find_runs` groups them into runs, scanning the flags eight bytes at a time and merging
-   selected pixels separated by short gaps (a run ends at a gap of ``RUN_GAP`` pixels);
-3. per run and channel, :func:`apply_normal` / :func:`apply_poisson` draw the noise for every
-   pixel of the run in one vectorised loop (block Philox + float32 polynomial Box–Muller) and
-   write it only where the flag is set.  Drawing for the few unselected pixels inside a run
-   costs less than a scalar draw per selected pixel.
+1. :func:`selection_flags` marks the selected pixels of a row's mask (one vectorised pass);
+2. :func:`queue_row` groups them into runs (:func:`find_runs` scans the flags eight bytes at a
+   time and keeps gaps shorter than ``RUN_GAP`` pixels inside a run) and appends each run's
+   pixels, as float32 (one sub-batch per channel), with their flags and canvas indices, to the
+   task's batch;
+3. once the batch holds ``BATCH`` pixels (and at the end of a task), :func:`flush` draws the
+   noise for all of them in one vectorised loop (block Philox + float32 polynomial Box–Muller),
+   keeps it only where the flag is set, and writes the runs back, quantised.  Drawing for the
+   few unselected pixels inside a run costs less than a scalar draw per selected pixel, and
+   one long loop per batch avoids a scalar loop tail and call per run.
 
 Values are SPEC §3's: ``x = (v - lo) * inv``, then ``y``, clip, ``lo + y * span``, quantise.
+Converting pixels to float32 and quantising back is exact for every image dtype.
 
 Compile time: Numba links a callee's code into every caller and optimises it again at each
 level, so the big vectorised noise loops would be recompiled inside every kernel specialisation
-(image dtype x mask dtype x ...).  They are compiled instead once, on float32 values, as a C
-callback (:data:`NOISE_RUN`, cached on disk) that the kernel receives as an argument and calls
-per run; converting a run to float32 and quantising it back is exact for every image dtype.
+(image dtype x mask dtype x ...).  They are compiled once instead, as a C callback
+(:data:`NOISE_BATCH`, cached on disk) that the kernel receives as an argument.
 """
 
 from __future__ import annotations
@@ -32,20 +35,21 @@ from ._numba_poisson import poisson, settle_block0
 from ._numba_rng import box_muller, noise_counter_tag, philox
 
 __all__ = [
-    "NOISE_RUN",
-    "RUN_GAP",
-    "RUN_PAD",
+    "BATCH",
+    "NOISE_BATCH",
     "SELECT_LUT",
     "SELECT_NONZERO",
     "SELECT_SORTED",
-    "noise_row",
+    "flush",
+    "new_batch",
+    "queue_row",
     "selection_flags",
 ]
 
 #: A run ends at a gap of this many unselected pixels (a multiple of 8); shorter gaps are drawn through.
 RUN_GAP = 64
-#: Runs are padded to a multiple of this many pixels (a multiple of the widest SIMD vector).
-RUN_PAD = 16
+#: Pixels per noise batch: enough that the per-call cost and loop tail vanish, small enough for L2.
+BATCH = 4096
 #: Selection modes: any nonzero label, a lookup table over [lut_lo, lut_lo + len), a sorted label list.
 SELECT_NONZERO, SELECT_LUT, SELECT_SORTED = 0, 1, 2
 
@@ -162,17 +166,17 @@ def _finish(y, clip, lo, span):
 
 
 @njit(cache=True, error_model="numpy")
-def apply_normal(values, flags, count, p0, sid, channel, k0, k1, speckle, sigma, lo, inv, span, clip):
-    """Speckle (``y = x + x * sigma * z``) or gaussian (``y = x + sigma * z``) noise on a run.
+def apply_normal(values, flags, pixel, count, channel, sid, k0, k1, speckle, sigma, lo, inv, span, clip):
+    """Speckle (``y = x + x * sigma * z``) or gaussian (``y = x + sigma * z``) noise on a batch.
 
-    ``values[k]`` (float32) is the run's pixel ``k`` in one channel, replaced by ``lo + y * span``
-    (not yet quantised) where ``flags[k]`` is set; ``p0`` is the flat canvas index of pixel 0.
+    ``values[k]`` (float32) is replaced by ``lo + y * span`` (not yet quantised) where ``flags[k]``
+    is set; ``pixel[k]`` (uint32) is its flat canvas index, ``channel`` (uint64) the batch's channel.
     Gaussian is computed as ``x + 1 * (sigma * z)``: the multiplication by one is exact, so one
     loop serves both kinds bit-exactly.
     """
     tag = noise_counter_tag(0)
     for k in range(count):
-        r0, r1, _, _ = philox((p0 + _u64(k)) & _MASK32, sid, channel, tag, k0, k1)
+        r0, r1, _, _ = philox(_u64(pixel[k]), sid, channel, tag, k0, k1)
         z = box_muller(r0, r1)
         v = values[k]
         x = (v - lo) * inv
@@ -182,8 +186,8 @@ def apply_normal(values, flags, count, p0, sid, channel, k0, k1, speckle, sigma,
 
 
 @njit(cache=True, error_model="numpy")
-def apply_poisson(values, flags, count, p0, sid, channel, k0, k1, peak, lo, inv, span, clip, done):
-    """Poisson noise ``y = Poisson(x * peak) / peak`` on a run (arguments as :func:`apply_normal`).
+def apply_poisson(values, flags, pixel, count, channel, sid, k0, k1, peak, lo, inv, span, clip, done):
+    """Poisson noise ``y = Poisson(x * peak) / peak`` on a batch (arguments as :func:`apply_normal`).
 
     A vectorised pass settles the pixels whose block-0 PTRS pairs decide without libm
     (:func:`settle_block0`: most pixels with ``lam >= 10``); a scalar pass runs the full sampler
@@ -191,7 +195,7 @@ def apply_poisson(values, flags, count, p0, sid, channel, k0, k1, peak, lo, inv,
     """
     tag = noise_counter_tag(0)
     for k in range(count):
-        r0, r1, r2, r3 = philox((p0 + _u64(k)) & _MASK32, sid, channel, tag, k0, k1)
+        r0, r1, r2, r3 = philox(_u64(pixel[k]), sid, channel, tag, k0, k1)
         v = values[k]
         lam = np.float64((v - lo) * inv * peak)
         counts, settled = settle_block0(lam, r0, r1, r2, r3)
@@ -200,32 +204,33 @@ def apply_poisson(values, flags, count, p0, sid, channel, k0, k1, peak, lo, inv,
         done[k] = settled
     for k in range(count):
         if flags[k] and not done[k]:
-            p = (p0 + _u64(k)) & _MASK32
+            p = _u64(pixel[k])
             r0, r1, r2, r3 = philox(p, sid, channel, tag, k0, k1)
             lam = np.float64((values[k] - lo) * inv * peak)
             counts = poisson(lam, r0, r1, r2, r3, p, sid, channel, k0, k1)
             values[k] = _finish(_f32(counts) / peak, clip, lo, span)
 
 
-#: C signature of :data:`NOISE_RUN`: pointers to the run's float32 values, its flags and the
-#: ``done`` scratch (uint8), the count, then ``p0, sid, channel, k0, k1`` (uint64), the kind
-#: (int32), ``sigma, peak, lo, inv, span`` (float32) and ``clip``.
-RUN_SIGNATURE = types.void(
-    types.voidptr, types.voidptr, types.voidptr, types.int64,
-    types.uint64, types.uint64, types.uint64, types.uint64, types.uint64,
+#: C signature of :data:`NOISE_BATCH`: pointers to one channel's float32 values, the flags and
+#: ``done`` scratch (uint8), the pixel indices (uint32), the count, ``channel, sid, k0, k1``
+#: (uint64), the kind (int32), ``sigma, peak, lo, inv, span`` (float32) and ``clip``.
+BATCH_SIGNATURE = types.void(
+    types.voidptr, types.voidptr, types.voidptr, types.voidptr, types.int64,
+    types.uint64, types.uint64, types.uint64, types.uint64,
     types.int32, types.float32, types.float32, types.float32, types.float32, types.float32, types.boolean,
 )  # fmt: skip
 
 
-@cfunc(RUN_SIGNATURE, cache=True, error_model="numpy")
-def NOISE_RUN(values, flags, done, count, p0, sid, channel, k0, k1, kind, sigma, peak, lo, inv, span, clip):  # noqa: N802
-    """The noise of one run of one channel (kind: a ``KINDS`` code other than "none"), as a C callback."""
+@cfunc(BATCH_SIGNATURE, cache=True, error_model="numpy")
+def NOISE_BATCH(values, flags, done, pixel, count, channel, sid, k0, k1, kind, sigma, peak, lo, inv, span, clip):  # noqa: N802
+    """The noise of one channel of a batch (kind: a ``KINDS`` code other than "none"), as a C callback."""
     v = carray(values, count, np.float32)
     f = carray(flags, count, np.uint8)
+    p = carray(pixel, count, np.uint32)
     if kind == _KIND_POISSON:
-        apply_poisson(v, f, count, p0, sid, channel, k0, k1, peak, lo, inv, span, clip, carray(done, count, np.uint8))
+        apply_poisson(v, f, p, count, channel, sid, k0, k1, peak, lo, inv, span, clip, carray(done, count, np.uint8))
     else:
-        apply_normal(v, f, count, p0, sid, channel, k0, k1, kind == _KIND_SPECKLE, sigma, lo, inv, span, clip)
+        apply_normal(v, f, p, count, channel, sid, k0, k1, kind == _KIND_SPECKLE, sigma, lo, inv, span, clip)
 
 
 @intrinsic
@@ -240,50 +245,94 @@ def _address(typingctx, array):
 
 
 @njit(cache=True, error_model="numpy")
-def _noise_channel(pixels, values, run_flags, done, count, padded, run_fn, p0, sid, c, key0, key1, kind, sigma, peak, noise):
-    """Noise one channel of one run: ``pixels`` (image dtype, any stride) via float32 ``values`` scratch."""
-    lo, inv, span, clip, is_int, qmax = noise
-    for k in range(count):
-        values[k] = _f32(pixels[k])  # exact for every image dtype
-    run_fn(
-        _address(values), _address(run_flags), _address(done), padded, p0, sid, c, key0, key1, kind, sigma, peak,
-        lo, inv, span, clip,
-    )  # fmt: skip
-    for k in range(count):
-        pixels[k] = quantise(values[k], is_int, qmax)  # unselected pixels round-trip unchanged
+def new_batch(width, channels):
+    """A task's batch, room for ``BATCH`` pixels plus one more row: (values (channels, room) float32,
+    flags, done, pixel indices, queued runs (y, first, count), runs of the current row)."""
+    room = BATCH + width
+    return (
+        np.empty((channels, room), np.float32),
+        np.empty(room, np.uint8),
+        np.empty(room, np.uint8),
+        np.empty(room, np.uint32),
+        np.empty((room, 3), np.int64),
+        np.empty((width // RUN_GAP + 2, 2), np.int64),
+    )
 
 
 @njit(cache=True, error_model="numpy")
-def noise_row(row, y, width, channels, flags, selected, first, last, scratch, run_fn, sid, key0, key1, kind, sigma, peak, noise):
-    """Noise the pixels of canvas row ``y`` (flat, ``width * channels`` values) whose ``flags`` are set.
+def _channel(row, first, last, c, channels):
+    """Channel ``c`` of pixels ``first .. last - 1`` of a flat row (a strided view)."""
+    return row[first * channels + c : last * channels : channels]
 
-    ``selected``, ``first``, ``last``: :func:`selection_flags`'s result for the row;
-    ``scratch`` = (runs, done, values, run_flags) of the task, the last three at least
-    ``width + RUN_PAD`` long (values float32); ``run_fn`` is :data:`NOISE_RUN`;
-    ``noise`` = (lo, inv, span, clip, is_int, qmax).
 
-    Each run's channel is converted into float32 scratch padded to a multiple of ``RUN_PAD``
-    (flags 0 in the padding): the callback's vectorised loops then never run a scalar tail.
+@njit(cache=True, error_model="numpy")
+def _load(src, dst):
+    """``dst[k] = float32(src[k])``: one run of one channel (``src`` any stride) into the batch."""
+    for k in range(dst.shape[0]):
+        dst[k] = _f32(src[k])  # exact for every image dtype
+
+
+@njit(cache=True, error_model="numpy")
+def _store(values, dst, is_int, qmax):
+    """``dst[k] = quantise(values[k])``: the batch back into one run of one channel (any stride)."""
+    for k in range(values.shape[0]):
+        dst[k] = quantise(values[k], is_int, qmax)  # unselected pixels round-trip unchanged
+
+
+@njit(cache=True, error_model="numpy")
+def queue_row(row, y, width, channels, flags, selected, first, last, batch, queued, n_runs):
+    """Append the selected runs of canvas row ``y`` (flat, ``width * channels`` values) to ``batch``.
+
+    ``selected, first, last``: :func:`selection_flags`'s result for the row; ``queued`` and
+    ``n_runs`` count the pixels and runs already in the batch.  Returns the new counts.
     """
-    runs, done, values, run_flags = scratch
+    values, batch_flags, _, pixel, table, runs = batch
     if selected == last - first:
         runs[0, 0], runs[0, 1] = first, last
-        n_runs = 1
+        row_runs = 1
     else:
-        n_runs = find_runs(flags, first, last, runs)
-    for r in range(n_runs):
+        row_runs = find_runs(flags, first, last, runs)
+    for r in range(row_runs):
         first, last = runs[r, 0], runs[r, 1]
         count = last - first
-        padded = (count + RUN_PAD - 1) // RUN_PAD * RUN_PAD
-        for k in range(count):  # a loop, not a slice copy: no broadcasting error path to compile
-            run_flags[k] = flags[first + k]
-        run_flags[count:padded] = 0
-        values[count:padded] = 0
-        p0 = _u64(y * width + first)
-        for c in range(channels):
-            if channels == 1:  # a contiguous slice: its own, vectorised instantiation
-                pixels = row[first:last]
-            else:
-                pixels = row[first * channels + c : last * channels : channels]
-            _noise_channel(pixels, values, run_flags, done, count, padded, run_fn, p0, sid, _u64(c), key0, key1,
-                           kind, sigma, peak, noise)  # fmt: skip
+        p0 = y * width + first
+        dst_f = batch_flags[queued : queued + count]
+        dst_p = pixel[queued : queued + count]
+        src_f = flags[first:last]
+        for k in range(count):
+            dst_f[k] = src_f[k]
+            dst_p[k] = np.uint32((p0 + k) & 0xFFFFFFFF)  # SPEC §4: p is taken modulo 2**32
+        if channels == 1:  # a contiguous slice: its own, vectorised instantiation
+            _load(row[first:last], values[0, queued : queued + count])
+        else:
+            for c in range(channels):
+                _load(_channel(row, first, last, c, channels), values[c, queued : queued + count])
+        table[n_runs, 0], table[n_runs, 1], table[n_runs, 2] = y, first, count
+        queued += count
+        n_runs += 1
+    return queued, n_runs
+
+
+@njit(cache=True, error_model="numpy")
+def flush(image, channels, batch, queued, n_runs, run_fn, sid, key0, key1, kind, sigma, peak, noise):
+    """Draw the noise of the queued pixels and write the runs back into ``image`` (``(Ho, Wo*C)``).
+
+    ``run_fn`` is :data:`NOISE_BATCH`; ``noise`` = (lo, inv, span, clip, is_int, qmax).
+    """
+    values, batch_flags, done, pixel, table, _ = batch
+    lo, inv, span, clip, is_int, qmax = noise
+    for c in range(channels):
+        run_fn(
+            _address(values[c]), _address(batch_flags), _address(done), _address(pixel), queued, _u64(c),
+            sid, key0, key1, kind, sigma, peak, lo, inv, span, clip,
+        )  # fmt: skip
+    start = 0
+    for r in range(n_runs):
+        y, first, count = table[r, 0], table[r, 1], table[r, 2]
+        if channels == 1:
+            _store(values[0, start : start + count], image[y, first : first + count], is_int, qmax)
+        else:
+            for c in range(channels):
+                _store(values[c, start : start + count], _channel(image[y], first, first + count, c, channels),
+                       is_int, qmax)  # fmt: skip
+        start += count

@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from ..plan import KINDS, GeometryPlan, NoisePlan
 from ._numba_geometry import axis_tap, fill_row, horizontal_pass, nearest_tap, vertical_blend, x_tables
-from ._numba_noise import NOISE_RUN, RUN_GAP, RUN_PAD, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, noise_row
+from ._numba_noise import BATCH, NOISE_BATCH, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, flush, new_batch, queue_row
 from ._numba_noise import selection_flags
 
 __all__ = ["DEVICE", "augment", "noise_in_mask", "rescale_paste"]
@@ -53,12 +53,8 @@ def _task(
     noisy = kind[i] != _KIND_NONE
     sample_id = _u64(sid[i])
     flags = np.empty((wo + 7) // 8 * 8, np.uint8)  # selection flags of the row
-    scratch = (
-        np.empty((wo // RUN_GAP + 2, 2), np.int64),  # runs
-        np.empty(wo + RUN_PAD, np.uint8),  # Poisson: settled by the vectorised pass
-        np.empty(wo + RUN_PAD, np.float32),  # one channel of a run as float32, padded
-        np.empty(wo + RUN_PAD, np.uint8),  # the run's flags, padded
-    )
+    batch = new_batch(wo, channels)
+    queued, n_runs = 0, 0  # pixels and runs waiting in the batch
     mode, lut, lut_lo, labels = select
 
     sy0, sx0, sh, sw = crop[i, 0], crop[i, 1], crop[i, 2], crop[i, 3]
@@ -88,54 +84,55 @@ def _task(
             if noisy:
                 selected, first, last = selection_flags(mask[i, y], np.int64(0), wo, mode, lut, lut_lo, labels, flags)
                 if selected > 0:
-                    noise_row(row, y, wo, channels, flags, selected, first, last, scratch, run_fn, sample_id,
-                              key0, key1, kind[i], sigma[i], peak[i], noise)  # fmt: skip
-            continue
-        inside = y_lo <= y < y_hi
-        if not inside:
-            fill_row(row, 0, wo, fill)
-            if has_mask:
-                out_mask[i, y, :] = mask_fill
+                    queued, n_runs = queue_row(row, y, wo, channels, flags, selected, first, last, batch, queued, n_runs)
         else:
-            ty = y - oy
-            iy, iy1, b = axis_tap(ty, ry, sh)
-            top = 0 if tag0 == iy else (1 if tag1 == iy else -1)
-            if top < 0:
-                top = 1 if tag0 == iy1 else 0  # keep the slot that already holds iy1
-                src = image[i, sy0 + iy, sx0 * channels : (sx0 + sw) * channels]
-                horizontal_pass(src, src_f32, offsets, weights, n_el, channels, hbuf[top])
-                if top == 0:
-                    tag0 = iy
-                else:
-                    tag1 = iy
-            bot = 0 if tag0 == iy1 else (1 if tag1 == iy1 else -1)
-            if bot < 0:
-                bot = 1 - top
-                src = image[i, sy0 + iy1, sx0 * channels : (sx0 + sw) * channels]
-                horizontal_pass(src, src_f32, offsets, weights, n_el, channels, hbuf[bot])
-                if bot == 0:
-                    tag0 = iy1
-                else:
-                    tag1 = iy1
-            fill_row(row, 0, x_lo, fill)
-            fill_row(row, x_hi, wo, fill)
-            vertical_blend(hbuf[top], hbuf[bot], b, n_el, row[x_lo * channels : x_hi * channels], noise[4], noise[5])
-            if has_mask:
-                mrow = out_mask[i, y]
-                mrow[:x_lo] = mask_fill
-                mrow[x_hi:] = mask_fill
-                msrc = mask[i, sy0 + nearest_tap(ty, ry, sh), sx0 : sx0 + sw]
-                dst = mrow[x_lo:x_hi]
-                for j in range(n_px):
-                    dst[j] = msrc[mx[j]]
-        if noisy:
+            inside = y_lo <= y < y_hi
+            if not inside:
+                fill_row(row, 0, wo, fill)
+                if has_mask:
+                    out_mask[i, y, :] = mask_fill
+            else:
+                ty = y - oy
+                iy, iy1, b = axis_tap(ty, ry, sh)
+                top = 0 if tag0 == iy else (1 if tag1 == iy else -1)
+                if top < 0:
+                    top = 1 if tag0 == iy1 else 0  # keep the slot that already holds iy1
+                    src = image[i, sy0 + iy, sx0 * channels : (sx0 + sw) * channels]
+                    horizontal_pass(src, src_f32, offsets, weights, n_el, channels, hbuf[top])
+                    if top == 0:
+                        tag0 = iy
+                    else:
+                        tag1 = iy
+                bot = 0 if tag0 == iy1 else (1 if tag1 == iy1 else -1)
+                if bot < 0:
+                    bot = 1 - top
+                    src = image[i, sy0 + iy1, sx0 * channels : (sx0 + sw) * channels]
+                    horizontal_pass(src, src_f32, offsets, weights, n_el, channels, hbuf[bot])
+                    if bot == 0:
+                        tag0 = iy1
+                    else:
+                        tag1 = iy1
+                fill_row(row, 0, x_lo, fill)
+                fill_row(row, x_hi, wo, fill)
+                vertical_blend(hbuf[top], hbuf[bot], b, n_el, row[x_lo * channels : x_hi * channels], noise[4], noise[5])
+                if has_mask:
+                    mrow = out_mask[i, y]
+                    mrow[:x_lo] = mask_fill
+                    mrow[x_hi:] = mask_fill
+                    msrc = mask[i, sy0 + nearest_tap(ty, ry, sh), sx0 : sx0 + sw]
+                    dst = mrow[x_lo:x_hi]
+                    for j in range(n_px):
+                        dst[j] = msrc[mx[j]]
             # only the thumbnail can hold selected labels, unless the fill label is selected
             start, stop = (0, wo) if fill_selected else ((x_lo, x_hi) if inside else (0, 0))
-            if stop > start:
+            if noisy and stop > start:
                 selected, first, last = selection_flags(out_mask[i, y], start, stop, mode, lut, lut_lo, labels, flags)
                 if selected > 0:
-                    noise_row(row, y, wo, channels, flags, selected, first, last, scratch, run_fn, sample_id,
-                              key0, key1, kind[i], sigma[i], peak[i], noise)  # fmt: skip
+                    queued, n_runs = queue_row(row, y, wo, channels, flags, selected, first, last, batch, queued, n_runs)
+        if queued >= BATCH or (queued > 0 and y == y_stop - 1):
+            flush(out_image[i], channels, batch, queued, n_runs, run_fn, sample_id, key0, key1, kind[i], sigma[i],
+                  peak[i], noise)  # fmt: skip
+            queued, n_runs = 0, 0
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -149,7 +146,7 @@ def _kernel(
     image ``(N, H, W*C)``, mask ``(N, H, W)``; out_image ``(N, Ho, Wo*C)``, out_mask ``(N, Ho, Wo)``
     (written only when ``geometry and has_mask``).  Without geometry the canvas is the input.
     ``fill_selected``: whether ``mask_fill`` is a selected label (then fill pixels get noise too).
-    ``run_fn``: the noise callback ``_numba_noise.NOISE_RUN``.  Each sample is cut into ``bands``
+    ``run_fn``: the noise callback ``_numba_noise.NOISE_BATCH``.  Each sample is cut into ``bands``
     bands of rows; the (sample, band) tasks run in parallel.
     """
     n, ho = out_image.shape[0], out_image.shape[1]
@@ -228,7 +225,7 @@ def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_ima
         dst_image.reshape(n, ho, wo * channels), _kernel_mask(dst_mask, mask), channels, geo is not None,
         mask is not None and out_mask is not None,
         crop, thumb, ratio, offset, fill, mask_fill, fill_selected,
-        NOISE_RUN, kind, sigma, peak, sid, _u64(key[0]), _u64(key[1]), select, params, bands,
+        NOISE_BATCH, kind, sigma, peak, sid, _u64(key[0]), _u64(key[1]), select, params, bands,
     )  # fmt: skip
     if dst_image is not out_image:
         out_image[...] = dst_image
