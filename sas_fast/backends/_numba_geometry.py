@@ -18,7 +18,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["axis_tap", "fill_row", "horizontal_pass", "nearest_tap", "quantise", "vertical_blend", "x_tables"]
+__all__ = [
+    "axis_tap",
+    "fill_row",
+    "horizontal_pass",
+    "nearest_row",
+    "nearest_tap",
+    "quantise",
+    "vertical_blend",
+    "x_tables",
+]
 
 _f32 = np.float32
 _ZERO = _f32(0.0)
@@ -118,3 +127,21 @@ def fill_row(row, start, stop, fill):
     for x in range(stop - start):
         for c in range(channels):
             pixels[x * channels + c] = fill[c]
+
+
+@njit(cache=True, error_model="numpy")
+def nearest_row(src_row, nearest, dst):
+    """``dst[j] = src_row[nearest[j]]``: one mask row, nearest-exact.
+
+    Most source rows of a segmentation mask are all background: a vectorised check finds them
+    and writes zeros instead of gathering.  Returns whether ``src_row`` holds any nonzero label.
+    """
+    labelled = 0
+    for k in range(src_row.shape[0]):
+        labelled += src_row[k] != 0
+    if labelled == 0:
+        dst[:] = 0
+        return False
+    for j in range(dst.shape[0]):
+        dst[j] = src_row[nearest[j]]
+    return True

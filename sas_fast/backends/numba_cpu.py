@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..plan import KINDS, GeometryPlan, NoisePlan
-from ._numba_geometry import axis_tap, fill_row, horizontal_pass, nearest_tap, vertical_blend, x_tables
+from ._numba_geometry import axis_tap, fill_row, horizontal_pass, nearest_row, nearest_tap, vertical_blend, x_tables
 from ._numba_noise import BATCH, NOISE_BATCH, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, flush, new_batch, queue_row
 from ._numba_noise import selection_flags
 
@@ -44,7 +44,7 @@ _u64 = np.uint64
 @njit(cache=True, error_model="numpy")
 def _task(
     i, y_start, y_stop, image, mask, out_image, out_mask, channels, geometry, has_mask,
-    crop, thumb, ratio, offset, fill, mask_fill, fill_selected,
+    crop, thumb, ratio, offset, fill, mask_fill, fill_selected, zero_selected,
     run_fn, kind, sigma, peak, sid, key0, key1, select, noise,
 ):  # fmt: skip
     """Canvas rows ``y_start .. y_stop - 1`` of sample ``i`` (arguments as :func:`_kernel`)."""
@@ -87,6 +87,7 @@ def _task(
                     queued, n_runs = queue_row(row, y, wo, channels, flags, selected, first, last, batch, queued, n_runs)
         else:
             inside = y_lo <= y < y_hi
+            labelled = False  # whether the row's thumbnail part holds a nonzero label
             if not inside:
                 fill_row(row, 0, wo, fill)
                 if has_mask:
@@ -120,11 +121,14 @@ def _task(
                     mrow[:x_lo] = mask_fill
                     mrow[x_hi:] = mask_fill
                     msrc = mask[i, sy0 + nearest_tap(ty, ry, sh), sx0 : sx0 + sw]
-                    dst = mrow[x_lo:x_hi]
-                    for j in range(n_px):
-                        dst[j] = msrc[mx[j]]
-            # only the thumbnail can hold selected labels, unless the fill label is selected
-            start, stop = (0, wo) if fill_selected else ((x_lo, x_hi) if inside else (0, 0))
+                    labelled = nearest_row(msrc, mx, mrow[x_lo:x_hi])
+            # only a labelled thumbnail row can hold selected labels, unless label 0 or the fill label is selected
+            if fill_selected:
+                start, stop = 0, wo
+            elif inside and (labelled or zero_selected):
+                start, stop = x_lo, x_hi
+            else:
+                start, stop = 0, 0
             if noisy and stop > start:
                 selected, first, last = selection_flags(out_mask[i, y], start, stop, mode, lut, lut_lo, labels, flags)
                 if selected > 0:
@@ -138,14 +142,15 @@ def _task(
 @njit(parallel=True, cache=True, error_model="numpy")
 def _kernel(
     image, mask, out_image, out_mask, channels, geometry, has_mask,
-    crop, thumb, ratio, offset, fill, mask_fill, fill_selected,
+    crop, thumb, ratio, offset, fill, mask_fill, fill_selected, zero_selected,
     run_fn, kind, sigma, peak, sid, key0, key1, select, noise, bands,
 ):  # fmt: skip
     """Canvas rows of every sample: geometry (or a copy when ``geometry`` is False), then noise.
 
     image ``(N, H, W*C)``, mask ``(N, H, W)``; out_image ``(N, Ho, Wo*C)``, out_mask ``(N, Ho, Wo)``
     (written only when ``geometry and has_mask``).  Without geometry the canvas is the input.
-    ``fill_selected``: whether ``mask_fill`` is a selected label (then fill pixels get noise too).
+    ``fill_selected``, ``zero_selected``: whether ``mask_fill``, label 0 are selected (then fill
+    pixels, background pixels get noise too).
     ``run_fn``: the noise callback ``_numba_noise.NOISE_BATCH``.  Each sample is cut into ``bands``
     bands of rows; the (sample, band) tasks run in parallel.
     """
@@ -156,7 +161,7 @@ def _kernel(
         y_start = (task % bands) * rows_per_band
         _task(
             i, y_start, min(ho, y_start + rows_per_band), image, mask, out_image, out_mask, channels, geometry,
-            has_mask, crop, thumb, ratio, offset, fill, mask_fill, fill_selected,
+            has_mask, crop, thumb, ratio, offset, fill, mask_fill, fill_selected, zero_selected,
             run_fn, kind, sigma, peak, sid, key0, key1, select, noise,
         )  # fmt: skip
 
@@ -219,12 +224,13 @@ def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_ima
         params = (noise.lo, noise.inv, noise.span, bool(noise.clip), is_int, qmax)
     select = _selection(labels)
     fill_selected = bool(mask_fill != 0) if labels is None else bool(np.isin(mask_fill, labels))
+    zero_selected = labels is not None and bool(np.isin(0, labels))
     bands = max(1, min(ho, -(-_TASKS_PER_THREAD * numba.get_num_threads() // n)))
     _kernel(
         np.ascontiguousarray(image).reshape(n, height, width * channels), _kernel_mask(mask, None),
         dst_image.reshape(n, ho, wo * channels), _kernel_mask(dst_mask, mask), channels, geo is not None,
         mask is not None and out_mask is not None,
-        crop, thumb, ratio, offset, fill, mask_fill, fill_selected,
+        crop, thumb, ratio, offset, fill, mask_fill, fill_selected, zero_selected,
         NOISE_BATCH, kind, sigma, peak, sid, _u64(key[0]), _u64(key[1]), select, params, bands,
     )  # fmt: skip
     if dst_image is not out_image:
