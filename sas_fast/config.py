@@ -177,7 +177,7 @@ class SASConfig:
         s_lo, s_hi = self.sigma_range
         sigma = s_lo + (s_hi - s_lo) * uniform_from_word(noi[:, 2]).astype(np.float64)
         p_lo, p_hi = self.peak_range
-        peak = np.exp(np.log(p_lo) + (np.log(p_hi) - np.log(p_lo)) * uniform_from_word(noi[:, 3]).astype(np.float64))
+        peak = p_lo * (p_hi / p_lo) ** uniform_from_word(noi[:, 3]).astype(np.float64)  # log-uniform; exact if lo == hi
         return SASParams(
             sample_ids=sids.astype(np.int64),
             scale=scale,

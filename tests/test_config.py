@@ -139,3 +139,9 @@ def test_sample_needs_a_canvas_and_roi_needs_masks():
         SASConfig().sample(3, seed=0)
     with pytest.raises(ValueError, match="masks"):
         SASConfig(source="roi").sample(3, seed=0, shape=(10, 10))
+
+
+def test_degenerate_ranges_give_their_value_exactly():
+    p = SASConfig(sigma_range=(0.1, 0.1), peak_range=(256, 256), scale_range=(0.5, 0.5)).sample(20, seed=0, shape=(8, 8))
+    assert set(p.peak.tolist()) == {256.0} and set(p.sigma.tolist()) == {0.1}
+    assert set(p.scale[p.scale != 1.0].tolist()) == {0.5}
