@@ -52,7 +52,9 @@ def assert_bits_equal(a, b):
     np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
-@pytest.mark.parametrize(("numba_fn", "numpy_fn"), [(_logs, np_log_u), (_coss, np_cos_turns)], ids=["log_u", "cos_turns"])
+@pytest.mark.parametrize(
+    ("numba_fn", "numpy_fn"), [(_logs, np_log_u), (_coss, np_cos_turns)], ids=["log_u", "cos_turns"]
+)
 def test_log_and_cos_bit_exact_over_every_uniform(numba_fn, numpy_fn):
     out = np.empty(ALL_WORDS.shape, np.float32)
     numba_fn(ALL_WORDS, out)

@@ -323,7 +323,8 @@ def test_thread_count_and_task_split_do_not_change_results(rng):
     """Rows are cut into bands per thread count; every split gives the same bits."""
     image = random_image(rng, (2, 70, 45), np.uint8)
     mask = labelled_masks(rng, 2, 70, 45, np.uint8)
-    params = sas_fast.SASConfig(noise={"speckle": 1, "poisson": 1}, scale_range=(0.3, 1.7)).sample(2, seed=1, masks=mask)
+    config = sas_fast.SASConfig(noise={"speckle": 1, "poisson": 1}, scale_range=(0.3, 1.7))
+    params = config.sample(2, seed=1, masks=mask)
     before = numba.get_num_threads()
     results = []
     try:
@@ -335,3 +336,15 @@ def test_thread_count_and_task_split_do_not_change_results(rng):
     want = sas_fast.augment(image[:1], mask[:1], params[:1], seed=4, backend="numba")  # one sample: more bands
     for got in results:
         assert_pairs_equal((got[0][:1], got[1][:1]), want)
+
+
+def test_disk_cache_follows_every_backend_source():
+    """Numba keys a cache on the function's own file; the backend re-keys it on all the files it compiles from."""
+    from sas_fast.backends import _numba_cache, numba_cpu
+
+    assert _numba_cache.registered(), "Numba's cache locator hook moved: stale kernels could load after edits"
+    names = {path.name for path in _numba_cache.SOURCES}
+    assert {"numba_cpu.py", "_numba_noise.py", "_numba_poisson.py", "_numba_rng.py", "_numba_geometry.py"} <= names
+    assert {"fmath.py", "philox.py", "samplers.py", "plan.py"} <= names  # constants baked into the machine code
+    locator = numba_cpu._kernel._cache._impl.locator
+    assert locator.get_source_stamp() == _numba_cache._stamp()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import _numba_cache  # noqa: F401  (registers the cache locator before any cache=True function)
+
 __all__ = [
     "axis_tap",
     "fill_row",

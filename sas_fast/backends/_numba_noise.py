@@ -30,6 +30,7 @@ from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
 from ..plan import KINDS
+from . import _numba_cache  # noqa: F401  (registers the cache locator before any cache=True function)
 from ._numba_geometry import quantise
 from ._numba_poisson import poisson, settle_block0
 from ._numba_rng import box_muller, noise_counter_tag, philox
@@ -55,7 +56,6 @@ SELECT_NONZERO, SELECT_LUT, SELECT_SORTED = 0, 1, 2
 
 _f32 = np.float32
 _u64 = np.uint64
-_MASK32 = _u64(0xFFFFFFFF)
 _ZERO = _f32(0.0)
 _ONE = _f32(1.0)
 _KIND_SPECKLE = KINDS["speckle"]
@@ -63,7 +63,7 @@ _KIND_POISSON = KINDS["poisson"]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def is_selected(label, mode, lut, lut_lo, labels):
+def _is_selected(label, mode, lut, lut_lo, labels):
     """Whether ``label`` is selected (mode: SELECT_*)."""
     if mode == SELECT_NONZERO:
         return label != 0
@@ -115,7 +115,7 @@ def selection_flags(mask_row, start, stop, mode, lut, lut_lo, labels, flags):
     src = mask_row[start:stop]
     out = flags[start:stop]
     for x in range(stop - start):
-        out[x] = is_selected(src[x], mode, lut, lut_lo, labels)
+        out[x] = _is_selected(src[x], mode, lut, lut_lo, labels)
     return _mark_nonzero(flags, start, stop, flags)
 
 
@@ -222,8 +222,10 @@ BATCH_SIGNATURE = types.void(
 
 
 @cfunc(BATCH_SIGNATURE, cache=True, error_model="numpy")
-def NOISE_BATCH(values, flags, done, pixel, count, channel, sid, k0, k1, kind, sigma, peak, lo, inv, span, clip):  # noqa: N802
-    """The noise of one channel of a batch (kind: a ``KINDS`` code other than "none"), as a C callback."""
+def NOISE_BATCH(  # noqa: N802
+    values, flags, done, pixel, count, channel, sid, k0, k1, kind, sigma, peak, lo, inv, span, clip
+):
+    """The noise of one channel of a batch (``kind``: a ``KINDS`` code, not "none"), as a C callback."""
     v = carray(values, count, np.float32)
     f = carray(flags, count, np.uint8)
     p = carray(pixel, count, np.uint32)

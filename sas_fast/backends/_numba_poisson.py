@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from ..samplers import _LOG_2PI, _LOGGAM_A, INVERSION_MAX_K, PTRS_BLOCKS, PTRS_MIN_LAM
+from . import _numba_cache  # noqa: F401  (registers the cache locator before any cache=True function)
 from ._numba_rng import bits_of_f64, box_muller, f64_of_bits, noise_counter_tag, philox, uniform64
 
 __all__ = ["log_estimate", "poisson", "settle_block0"]

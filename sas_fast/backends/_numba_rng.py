@@ -28,6 +28,7 @@ from numba.extending import intrinsic
 
 from ..fmath import COEFFS
 from ..philox import NOISE_TAG, PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0, PHILOX_W1
+from . import _numba_cache  # noqa: F401  (registers the cache locator before any cache=True function)
 
 __all__ = [
     "bits_of_f64",

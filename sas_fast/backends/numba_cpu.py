@@ -3,13 +3,16 @@
 One kernel serves the three entry points.  The batch is cut into tasks (a sample, or a band of
 its canvas rows when there are few samples) spread over Numba's threads (``prange``; it honours
 ``numba.set_num_threads``).  A task walks its canvas rows once: each row is produced (rescaled
-and pasted, or copied for :func:`noise_in_mask`), then noised in place where the mask selects it,
-while the row is still in cache, so :func:`augment` never writes an intermediate canvas.  See
-``_numba_geometry`` and ``_numba_noise`` for the row algorithms and why they vectorise.
+and pasted, or copied for :func:`noise_in_mask`) and its selected pixels are queued; every
+4096 queued pixels the noise is drawn and written back while the rows are still in cache, so
+:func:`augment` never writes an intermediate canvas.  ``_numba_geometry`` and ``_numba_noise``
+hold the row algorithms and say why they vectorise.
 
-Everything is compiled with ``cache=True`` (a new process loads machine code from
-``__pycache__`` instead of compiling) and ``error_model="numpy"`` (no zero-division checks, which
-would block vectorisation).  Scratch is a few rows per task; nothing of canvas size is allocated.
+Everything is compiled with ``cache=True`` (a new process loads machine code instead of
+compiling; ``_numba_cache`` keys it on all the sources) and ``error_model="numpy"`` (no
+zero-division checks, which would block vectorisation).  Scratch is a few rows and one noise
+batch per task; nothing of canvas size is allocated.  One compiled kernel exists per image dtype
+x mask dtype (x read-only inputs); the noise loops are compiled once for all of them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..plan import KINDS, GeometryPlan, NoisePlan
+from . import _numba_cache  # noqa: F401  (registers the cache locator before any cache=True function)
 from ._numba_geometry import axis_tap, fill_row, horizontal_pass, nearest_row, nearest_tap, vertical_blend, x_tables
 from ._numba_noise import BATCH, NOISE_BATCH, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, flush, new_batch, queue_row
 from ._numba_noise import selection_flags
@@ -28,8 +32,6 @@ __all__ = ["DEVICE", "augment", "noise_in_mask", "rescale_paste"]
 DEVICE = "cpu"
 
 _KIND_NONE = KINDS["none"]
-_KIND_SPECKLE = KINDS["speckle"]
-_KIND_POISSON = KINDS["poisson"]
 #: Label sets spanning at most this many values are looked up in a table, larger ones by bisection.
 _MAX_LUT = 1 << 16
 #: Aim for this many tasks per thread so uneven samples still balance.
@@ -39,6 +41,28 @@ _u64 = np.uint64
 
 
 # ----------------------------------------------------------------------------- the kernel
+
+
+@njit(cache=True, error_model="numpy")
+def _source_rows(image_i, iy, iy1, sy0, sx0, sw, channels, offsets, weights, scratch, hbuf, held):
+    """The slots of ``hbuf`` holding the horizontal passes of source rows ``iy`` and ``iy1`` of the crop.
+
+    ``held[s]`` is the crop row in slot ``s`` (-1: none).  Consecutive canvas rows mostly reuse
+    one or both, so only missing rows are computed, into the slot not needed now.
+    """
+    top = 0 if held[0] == iy else (1 if held[1] == iy else -1)
+    if top < 0:
+        top = 1 if held[0] == iy1 else 0
+        src = image_i[sy0 + iy, sx0 * channels : (sx0 + sw) * channels]
+        horizontal_pass(src, scratch, offsets, weights, offsets.shape[0], channels, hbuf[top])
+        held[top] = iy
+    bot = 0 if held[0] == iy1 else (1 if held[1] == iy1 else -1)
+    if bot < 0:
+        bot = 1 - top
+        src = image_i[sy0 + iy1, sx0 * channels : (sx0 + sw) * channels]
+        horizontal_pass(src, scratch, offsets, weights, offsets.shape[0], channels, hbuf[bot])
+        held[bot] = iy1
+    return top, bot
 
 
 @njit(cache=True, error_model="numpy")
@@ -56,6 +80,7 @@ def _task(
     batch = new_batch(wo, channels)
     queued, n_runs = 0, 0  # pixels and runs waiting in the batch
     mode, lut, lut_lo, labels = select
+    is_int, qmax = noise[4], noise[5]
 
     sy0, sx0, sh, sw = crop[i, 0], crop[i, 1], crop[i, 2], crop[i, 3]
     oy, ox = offset[i, 0], offset[i, 1]
@@ -65,13 +90,12 @@ def _task(
     if x_hi <= x_lo:
         y_hi = y_lo  # the thumbnail lies wholly outside the canvas
     n_px = max(0, x_hi - x_lo) if geometry else 0
-    n_el = n_px * channels
-    offsets = np.empty(n_el, np.uint32)
-    weights = np.empty(n_el, np.float32)
+    offsets = np.empty(n_px * channels, np.uint32)
+    weights = np.empty(n_px * channels, np.float32)
     mx = np.empty(n_px, np.uint32)
     src_f32 = np.empty((sw + 1) * channels if n_px > 0 else 0, np.float32)
-    hbuf = np.empty((2, n_el), np.float32)
-    tag0, tag1 = -1, -1  # source rows held by hbuf[0], hbuf[1]
+    hbuf = np.empty((2, n_px * channels), np.float32)
+    held = np.full(2, -1, np.int64)
     if n_px > 0:
         x_tables(x_lo - ox, n_px, rx, sw, channels, offsets, weights, mx)
 
@@ -84,7 +108,8 @@ def _task(
             if noisy:
                 selected, first, last = selection_flags(mask[i, y], np.int64(0), wo, mode, lut, lut_lo, labels, flags)
                 if selected > 0:
-                    queued, n_runs = queue_row(row, y, wo, channels, flags, selected, first, last, batch, queued, n_runs)
+                    queued, n_runs = queue_row(row, y, wo, channels, flags, selected, first, last, batch, queued,
+                                               n_runs)  # fmt: skip
         else:
             inside = y_lo <= y < y_hi
             labelled = False  # whether the row's thumbnail part holds a nonzero label
@@ -95,34 +120,19 @@ def _task(
             else:
                 ty = y - oy
                 iy, iy1, b = axis_tap(ty, ry, sh)
-                top = 0 if tag0 == iy else (1 if tag1 == iy else -1)
-                if top < 0:
-                    top = 1 if tag0 == iy1 else 0  # keep the slot that already holds iy1
-                    src = image[i, sy0 + iy, sx0 * channels : (sx0 + sw) * channels]
-                    horizontal_pass(src, src_f32, offsets, weights, n_el, channels, hbuf[top])
-                    if top == 0:
-                        tag0 = iy
-                    else:
-                        tag1 = iy
-                bot = 0 if tag0 == iy1 else (1 if tag1 == iy1 else -1)
-                if bot < 0:
-                    bot = 1 - top
-                    src = image[i, sy0 + iy1, sx0 * channels : (sx0 + sw) * channels]
-                    horizontal_pass(src, src_f32, offsets, weights, n_el, channels, hbuf[bot])
-                    if bot == 0:
-                        tag0 = iy1
-                    else:
-                        tag1 = iy1
+                top, bot = _source_rows(image[i], iy, iy1, sy0, sx0, sw, channels, offsets, weights, src_f32, hbuf,
+                                        held)  # fmt: skip
                 fill_row(row, 0, x_lo, fill)
                 fill_row(row, x_hi, wo, fill)
-                vertical_blend(hbuf[top], hbuf[bot], b, n_el, row[x_lo * channels : x_hi * channels], noise[4], noise[5])
+                vertical_blend(hbuf[top], hbuf[bot], b, n_px * channels, row[x_lo * channels : x_hi * channels],
+                               is_int, qmax)  # fmt: skip
                 if has_mask:
                     mrow = out_mask[i, y]
                     mrow[:x_lo] = mask_fill
                     mrow[x_hi:] = mask_fill
                     msrc = mask[i, sy0 + nearest_tap(ty, ry, sh), sx0 : sx0 + sw]
                     labelled = nearest_row(msrc, mx, mrow[x_lo:x_hi])
-            # only a labelled thumbnail row can hold selected labels, unless label 0 or the fill label is selected
+            # only labelled thumbnail rows hold selected labels, unless label 0 or the fill label is selected
             if fill_selected:
                 start, stop = 0, wo
             elif inside and (labelled or zero_selected):
@@ -132,7 +142,8 @@ def _task(
             if noisy and stop > start:
                 selected, first, last = selection_flags(out_mask[i, y], start, stop, mode, lut, lut_lo, labels, flags)
                 if selected > 0:
-                    queued, n_runs = queue_row(row, y, wo, channels, flags, selected, first, last, batch, queued, n_runs)
+                    queued, n_runs = queue_row(row, y, wo, channels, flags, selected, first, last, batch, queued,
+                                               n_runs)  # fmt: skip
         if queued >= BATCH or (queued > 0 and y == y_stop - 1):
             flush(out_image[i], channels, batch, queued, n_runs, run_fn, sample_id, key0, key1, kind[i], sigma[i],
                   peak[i], noise)  # fmt: skip
