@@ -10,7 +10,8 @@ the NumPy reference bit for bit.
 
 Rows are flat: an image row holds ``W * C`` interleaved channel values, and the tables are per
 element (``j * C + c``), so one loop serves any channel count.  Loops run from 0 over slices so
-that LLVM vectorises them.
+that LLVM vectorises them; table indices are unsigned, so no negative-index wraparound code
+is emitted in the gather loops.
 """
 
 from __future__ import annotations

@@ -13,10 +13,8 @@ that LLVM vectorises a loop calling them over consecutive counters:
   float64 and change the bits.
 
 Callers must compile with ``error_model="numpy"``: Python's error model adds a zero-division check
-to every float division, which blocks vectorisation.
-
-Numba's on-disk cache is keyed on the *calling* module's source, not on ``fmath.py``: after
-editing ``fmath.COEFFS``, clear ``__pycache__`` (the bit-equality tests catch a stale cache).
+to every float division, which blocks vectorisation.  The constants are baked into the machine
+code; ``_numba_cache`` makes an edit of ``fmath.py`` or ``philox.py`` recompile it.
 """
 
 from __future__ import annotations
