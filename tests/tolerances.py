@@ -18,3 +18,14 @@ OPENCV_NEAREST_MISMATCH = 0.02
 #: (SPEC §4); the largest fraction of in-mask pixels allowed to differ, and by at most this much.
 POISSON_MISMATCH_FRACTION = 1e-4
 POISSON_MISMATCH_COUNTS = 1
+
+#: Benchmark baselines that draw their own random numbers (benchmarks/baselines.py): the in-mask
+#: noise standard deviation of a baseline may differ from the reference's by at most this factor
+#: either way (same distribution, different draws and rounding).
+NOISE_STRENGTH_RATIO = 1.1
+
+#: |baseline - reference| of the pasted image for outside resizers (OpenCV, scikit-image) on the
+#: benchmark workloads, per dtype.  uint16 needs more than OPENCV_LINEAR: the spec's float32
+#: ratio moves a tap by up to ~3e-5 pixel, which is a few levels between full-range random uint16
+#: neighbours (3 seen); 7 is 1e-4 of the range, as for float32.
+BASELINE_GEOMETRY = {np.dtype(np.float32): 1e-4, np.dtype(np.uint8): 1, np.dtype(np.uint16): 7}
