@@ -108,7 +108,7 @@ def _inversion(lam: np.ndarray, word: np.ndarray) -> np.ndarray:
         if not going.any():
             break
         k = np.where(going, step, k)
-        prob = np.where(going, prob * lam / step, prob)
+        prob = np.where(going, prob * (lam / step), prob)  # SPEC: p *= lam / k
         cdf = np.where(going, cdf + prob, cdf)
     return k
 

@@ -181,7 +181,7 @@ def _inversion(lam, word):
     k = 0
     while u > cdf and k < INVERSION_MAX_K:
         k += 1
-        prob = prob * lam / k  # the reference's order: (prob * lam) / k
+        prob = prob * (lam / k)  # SPEC §4: p *= lam / k
         cdf = cdf + prob
     return np.float64(k)
 

@@ -146,7 +146,7 @@ __device__ __forceinline__ i64 poisson_inversion(double lam, u32 word) {
     i64 k = 0;
     for (i32 step = 1; step <= SAS_INVERSION_MAX_K && u > cdf; ++step) {
         k = step;
-        prob = prob * lam / (double)step;
+        prob = prob * (lam / (double)step);  // SPEC §4: p *= lam / k
         cdf = cdf + prob;
     }
     return k;
