@@ -178,3 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sas-fast: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # e.g. a full disk mid-run: finished files are complete (atomic writes)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"sas-fast: error: {exc.strerror or exc}{where}; finished outputs are kept, "
+            "fix the cause and rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 2

@@ -298,3 +298,29 @@ def test_bench_delegates_to_the_source_checkout(capfd, monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "sas_fast" / "cli.py"))
     assert main(["bench"]) == 2
     assert "bench needs a source checkout" in capfd.readouterr().err
+
+
+def test_full_disk_mid_run_is_a_clear_error_and_resumes(layout, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import sas_fast.io as sio
+
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    args = ["--copies", "2", "--seed", "3", "--backend", "numpy", "--quiet", "--workers", "1"]
+    assert main(["augment", str(layout), str(fresh), *args]) == 0
+    real_write, calls = sio.write_atomic, []
+
+    def write_until_full(path, data):
+        calls.append(path)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, data)
+
+    monkeypatch.setattr(sio, "write_atomic", write_until_full)
+    assert main(["augment", str(layout), str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "rerun the same command to resume" in err
+    assert not list(out.rglob(TMP_PREFIX + "*"))
+    monkeypatch.setattr(sio, "write_atomic", real_write)
+    assert main(["augment", str(layout), str(out), *args]) == 0
+    assert _tree(out) == _tree(fresh)
