@@ -1,10 +1,19 @@
 """Shared fixtures: the backend registry parametrises every equivalence test."""
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import sas_fast
 from sas_fast.backends import BACKENDS
+
+# Differential fuzzing (hypothesis, reference vs each backend): a bounded profile for CI, a long
+# one for local runs: HYPOTHESIS_PROFILE=long python3 -m pytest -k property  (50x the examples).
+settings.register_profile("ci", max_examples=40, deadline=None)
+settings.register_profile("long", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: Every registered backend other than the reference; unavailable ones are skipped with the reason.
 COMPILED_BACKENDS = [name for name in BACKENDS if name != "numpy"]

@@ -117,7 +117,7 @@ def test_augment_with_sampled_params_matches_the_reference(rng):
     _assert_augment_matches(params, want, [_host(g) for g in got])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(deadline=None)
 @given(
     h=st.integers(1, 19), w=st.integers(1, 23), n=st.integers(1, 3), channels=st.sampled_from([1, 2, 4]),
     scale=st.floats(0.05, 3.0), oy=st.integers(-25, 25), ox=st.integers(-25, 25),

@@ -224,7 +224,7 @@ def test_fused_augment_equals_geometry_then_noise(host, rng, dtype, channels, ma
         assert_noise_matches(case, want[0], got[0], geometry_only[0], reference.selected(want[1], noise.labels))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(
     h=st.integers(1, 19), w=st.integers(1, 23), n=st.integers(1, 3), channels=st.sampled_from([1, 2, 4]),
     scale=st.floats(0.05, 3.0), oy=st.integers(-25, 25), ox=st.integers(-25, 25),

@@ -308,7 +308,7 @@ def cases(draw):
     return n, h, w, dtype, channels, crops, scales, offsets, canvas, seed
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases())
 def test_property_geometry_and_speckle_equal_reference(backend, case):
     n, h, w, dtype, channels, crops, scales, offsets, canvas, seed = case
