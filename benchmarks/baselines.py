@@ -99,20 +99,27 @@ def _zero_border(canvas: np.ndarray, oy: int, ox: int, h: int, w: int) -> None:
     canvas[oy : oy + h, ox + w :] = 0
 
 
-def _per_image(wl: Workload, threads: int, work: Callable[[Sequence[int], int], None]) -> Callable[[], None]:
-    """Run ``work(indices, worker)`` over the images, strided across ``threads`` pool threads.
+def _per_image(wl: Workload, threads: int, work: Callable[[Sequence[int], int], None], outputs: Outputs) -> Runner:
+    """A runner doing ``work(indices, worker)`` over the images, strided across ``threads`` pool
+    threads, then returning ``outputs`` (the buffers ``work`` fills).
 
     Strided (not blocked) indices balance the load: per-image cost varies with the scale.  The
     pool lives as long as the runner, as a user's would.
     """
     if threads == 1:
-        return lambda: work(range(wl.n), 0)
+
+        def run_serial() -> Outputs:
+            work(range(wl.n), 0)
+            return outputs
+
+        return run_serial
     pool = ThreadPoolExecutor(threads)
     parts = [range(t, wl.n, threads) for t in range(threads)]
 
-    def run() -> None:
+    def run() -> Outputs:
         for future in [pool.submit(work, part, t) for t, part in enumerate(parts)]:
             future.result()
+        return outputs
 
     return run
 
@@ -251,13 +258,7 @@ def _opencv(threads: int, noise: bool = True) -> Callable[[Workload], Runner]:
                 if noise:
                     add_noise(view, mview, i, t)
 
-        batch = _per_image(wl, threads, work)
-
-        def run() -> Outputs:
-            batch()
-            return out_image, out_mask
-
-        return run
+        return _per_image(wl, threads, work, (out_image, out_mask))
 
     return build
 
@@ -310,13 +311,7 @@ def _albumentations(threads: int) -> Callable[[Workload], Runner]:
                 out_image[i] = result["image"]
                 out_mask[i] = result["mask"]
 
-        batch = _per_image(wl, threads, work)
-
-        def run() -> Outputs:
-            batch()
-            return out_image, out_mask
-
-        return run
+        return _per_image(wl, threads, work, (out_image, out_mask))
 
     return build
 
@@ -362,13 +357,7 @@ def _skimage(threads: int) -> Callable[[Workload], Runner]:
                     noisy = random_noise(img, mode="poisson", rng=rngs[t])
                 img[...] = np.where(msk != 0, _to_dtype(noisy * scale, dtype), img)
 
-        batch = _per_image(wl, threads, work)
-
-        def run() -> Outputs:
-            batch()
-            return out_image, out_mask
-
-        return run
+        return _per_image(wl, threads, work, (out_image, out_mask))
 
     return build
 

@@ -96,8 +96,8 @@ class Workload:
 def ellipse_masks(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
     """One random filled ellipse (label 1) per sample covering 5-20 % of the image, uint8 (N, H, W).
 
-    Same distribution as ``tests/conftest.py::ellipse_masks``, evaluated on open grids so that a
-    256-image batch takes well under a second.
+    The one generator of synthetic lesions (``tests/conftest.py::ellipse_masks`` wraps it),
+    evaluated on open grids so that a 256-image batch takes well under a second.
     """
     yy, xx = np.ogrid[0:h, 0:w]
     masks = np.zeros((n, h, w), dtype=np.uint8)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import settings
 
 import sas_fast
+from benchmarks.workloads import ellipse_masks as workload_ellipses
 from sas_fast.backends import BACKENDS
 
 # Differential fuzzing (hypothesis, reference vs each backend): a bounded profile for CI, a long
@@ -47,17 +48,9 @@ def random_image(rng, shape, dtype):
 
 
 def ellipse_masks(rng, n, h, w, dtype=np.uint8, label=1):
-    """One random filled ellipse per sample, covering roughly 5-20 % of the image."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    masks = np.zeros((n, h, w), dtype=dtype)
-    for i in range(n):
-        area = rng.uniform(0.05, 0.20) * h * w
-        aspect = rng.uniform(0.6, 1.6)
-        ry = np.sqrt(area / np.pi * aspect)
-        rx = area / np.pi / ry
-        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
-        masks[i][((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = label
-    return masks
+    """One random filled ellipse per sample covering 5-20 % of the image (the benchmark workloads'
+    generator, same draws), as ``dtype`` with ``label`` inside."""
+    return np.where(workload_ellipses(rng, n, h, w) != 0, label, 0).astype(dtype)
 
 
 @pytest.fixture(params=list(BACKENDS))
