@@ -63,6 +63,23 @@ def _aligned(arr: Any) -> Any:
     return arr
 
 
+def _first_non_finite(xp: ModuleType, img4: Any) -> tuple[int, ...] | None:
+    """Index ``(n, y, x, c)`` of the first NaN/inf pixel, or None.
+
+    On the host, sample by sample into one reused flag buffer: half the time of a batch-sized
+    temporary (no page faults). On the GPU, one reduction (one wait for the device).
+    """
+    if xp is np:
+        finite = np.empty(img4.shape[1:], dtype=bool)
+        for i in range(img4.shape[0]):
+            np.isfinite(img4[i], out=finite)
+            if not finite.all():
+                return (i, *(int(v) for v in np.argwhere(~finite)[0]))
+        return None
+    bad = ~xp.isfinite(img4)
+    return tuple(int(v) for v in xp.argwhere(bad)[0]) if bool(bad.any()) else None
+
+
 def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool) -> _Batch:
     if not isinstance(backend, str):
         raise TypeError(f"backend: expected a name, got {type(backend).__name__}")
@@ -103,9 +120,8 @@ def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool) -> _Ba
     else:
         msk3 = None
     if img4.dtype == np.float32 and img4.size:
-        bad = ~xp.isfinite(img4)
-        if bool(bad.any()):
-            where = tuple(int(v) for v in xp.argwhere(bad)[0])
+        where = _first_non_finite(xp, img4)
+        if where is not None:
             raise ValueError(f"image: NaN or inf pixel at (n, y, x, c) = {where}; float32 images must be finite")
     return _Batch(impl=impl, xp=xp, image=img4, mask=msk3, layout=layout, like=image)
 
