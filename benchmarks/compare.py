@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from .baselines import ALL_THREADS, CONTENDERS, Contender, Runner, Unavailable, check, reference_outputs
 from .workloads import QUICK_DIVISOR, VARIANTS, Workload, make_workload

@@ -215,6 +215,15 @@ def _roi_box(selected: np.ndarray, margin: float) -> np.ndarray:
     return np.array([y0, x0, y1 - y0, x1 - x0], dtype=np.int64)
 
 
+def _kept_pixels(region: np.ndarray, scale: float) -> int:
+    """Pixels of the boolean ``region`` that survive its nearest-exact rescale by ``scale`` (SPEC §2)."""
+    sh, sw = region.shape
+    h, w = (max(1, math.floor(size * scale + 0.5)) for size in (sh, sw))
+    my = nearest_taps(h, sh, np.float32(sh / h))
+    mx = nearest_taps(w, sw, np.float32(sw / w))
+    return int(region[my][:, mx].sum())
+
+
 def _min_scales(selected: np.ndarray, crop: np.ndarray, min_pixels: int) -> np.ndarray:
     """Smallest scale per sample keeping ``min(min_pixels, object size)`` pixels of the structure.
 
@@ -228,17 +237,10 @@ def _min_scales(selected: np.ndarray, crop: np.ndarray, min_pixels: int) -> np.n
         target = min(int(min_pixels), int(region.sum()))
         if target == 0:
             continue
-
-        def kept(s: float) -> int:
-            h, w = (max(1, math.floor(size * s + 0.5)) for size in (sh, sw))
-            my = nearest_taps(h, sh, np.float32(sh / h))
-            mx = nearest_taps(w, sw, np.float32(sw / w))
-            return int(region[my][:, mx].sum())
-
-        lo, hi = 0.0, 1.0  # kept(1.0) is the whole structure, >= target
+        lo, hi = 0.0, 1.0  # at scale 1 the whole structure is kept, >= target
         for _ in range(30):
             mid = 0.5 * (lo + hi)
-            if kept(mid) >= target:
+            if _kept_pixels(region, mid) >= target:
                 hi = mid
             else:
                 lo = mid

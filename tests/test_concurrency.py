@@ -71,7 +71,7 @@ def test_processes_compiling_into_one_empty_cache_at_once(tmp_path):
         for _ in range(2)
     ]
     results = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, results):
+    for p, (_, err) in zip(procs, results):
         assert p.returncode == 0, err
     assert results[0][0] == results[1][0] and results[0][0].strip()
     assert any((tmp_path / "cache").rglob("*.nbi")), "nothing was cached"
