@@ -147,8 +147,8 @@ class SASConfig:
         rescaled = uniform_from_word(geo[:, 0]) < self.p_scale
         full = np.array([0, 0, height, width], dtype=np.int64)
         crop = np.tile(full, (n, 1))
-        selected = None
-        if masks is not None:
+        selected = None  # the structure's pixels: only the ROI and min_object_pixels policies look at them
+        if self.source == "roi" or self.min_object_pixels is not None:
             selected = masks != 0 if self.labels is None else np.isin(masks, self.labels)
         if self.source == "roi":
             for i in np.flatnonzero(rescaled):
