@@ -64,52 +64,27 @@ _TWO_M24 = _f32(2.0**-24)
 _TWO_M24_F64 = 2.0**-24
 
 
-@intrinsic
-def _bits_of_f32(typingctx, x):
-    """The IEEE bits of a float32 as uint32 (a register bitcast; vectorises)."""
-    if x != types.float32:
-        return None
+def _bitcast(source, target, ir_target, doc):
+    """An intrinsic reinterpreting the IEEE bits of a ``source`` value as ``target`` (a register
+    bitcast, which vectorises)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
+    def cast(typingctx, x):
+        if x != source:
+            return None
 
-    return types.uint32(types.float32), codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir_target)
 
+        return target(source), codegen
 
-@intrinsic
-def _f32_of_bits(typingctx, x):
-    """The float32 whose IEEE bits are the uint32 ``x``."""
-    if x != types.uint32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return types.float32(types.uint32), codegen
+    cast.__doc__ = doc
+    return intrinsic(cast)
 
 
-@intrinsic
-def bits_of_f64(typingctx, x):
-    """The IEEE bits of a float64 as uint64."""
-    if x != types.float64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.uint64(types.float64), codegen
-
-
-@intrinsic
-def f64_of_bits(typingctx, x):
-    """The float64 whose IEEE bits are the uint64 ``x``."""
-    if x != types.uint64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(types.uint64), codegen
+_bits_of_f32 = _bitcast(types.float32, types.uint32, ir.IntType(32), "The IEEE bits of a float32 as uint32.")
+_f32_of_bits = _bitcast(types.uint32, types.float32, ir.FloatType(), "The float32 whose IEEE bits are the uint32.")
+bits_of_f64 = _bitcast(types.float64, types.uint64, ir.IntType(64), "The IEEE bits of a float64 as uint64.")
+f64_of_bits = _bitcast(types.uint64, types.float64, ir.DoubleType(), "The float64 whose IEEE bits are the uint64.")
 
 
 @njit(cache=True, inline="always", error_model="numpy")
