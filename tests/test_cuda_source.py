@@ -1,7 +1,8 @@
 """The CUDA backend's source, checked without a GPU.
 
-* nvcc compiles ``sas_fast/cuda/sas_kernels.cu`` for sm_80 and sm_90 with every kernel instance the
-  loader can ask for, and the PTX has no float32 fused multiply-add (bit-exactness needs none).
+* nvcc, and NVRTC (what ``cupy.RawModule`` runs), compile ``sas_fast/cuda/sas_kernels.cu`` for sm_80
+  and sm_90 with every kernel instance the loader can ask for, and the PTX has no float32 fused
+  multiply-add (bit-exactness needs none).
 * The same ``.cu`` file, compiled as host C++ (g++, ``tests/cuda_host``), runs the loader's own
   launches on the CPU and must equal the NumPy reference: geometry and speckle/gaussian noise bit
   for bit, Poisson within ``tests/tolerances.py``; Philox against the known answers, log/cos against
@@ -26,7 +27,7 @@ from sas_fast.backends import cuda, reference
 from sas_fast.philox import philox4x32_10
 from sas_fast.plan import IMAGE_DTYPES, MASK_DTYPES, make_geometry, make_noise
 from tests.conftest import random_image
-from tests.cuda_host import host_backend
+from tests.cuda_host import host_backend, nvrtc
 from tests.cuda_host.cases import (
     GEOMETRY_CASES,
     NOISE_CASES,
@@ -72,13 +73,31 @@ def test_nvcc_compiles_every_instance_for_sm80_and_sm90(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-4000:]
     for arch in ("80", "90"):
-        ptx = (tmp_path / f"instances.compute_{arch}.ptx").read_text()
-        entries = re.findall(r"\.entry\s+(\w+)", ptx)
-        assert len(entries) == len(names) == 36
-        for kernel in cuda.KERNELS.values():
-            assert sum(e.startswith(f"_Z{len(kernel)}{kernel}I") for e in entries) == 12
-        # no contraction of float32 a * b + c: --fmad=false took effect
-        assert not re.search(r"\b(fma|mad)(\.rn)?(\.ftz)?(\.sat)?\.f32\b", ptx)
+        assert_every_instance_without_fma((tmp_path / f"instances.compute_{arch}.ptx").read_text())
+
+
+@pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
+def test_nvrtc_compiles_every_instance_as_the_loader_asks(arch):
+    # cupy.RawModule compiles with NVRTC, not nvcc: same options, the source text, name expressions.
+    path = nvrtc.library_path()
+    if path is None:
+        pytest.skip("libnvrtc is not installed (pip install nvidia-cuda-nvrtc): NVRTC compilation not checked")
+    names = cuda.name_expressions()
+    options = [*cuda.compile_options(), f"--gpu-architecture={arch}", "-ftz=true"]  # CuPy adds -ftz=true
+    ptx, lowered = nvrtc.compile_ptx(path, cuda.kernel_source(), cuda.KERNEL_FILE, options, names)
+    assert_every_instance_without_fma(ptx)
+    assert set(lowered) == set(names) and len(set(lowered.values())) == len(names)
+    assert set(lowered.values()) == set(re.findall(r"\.entry\s+(\w+)", ptx))
+
+
+def assert_every_instance_without_fma(ptx: str) -> None:
+    """The PTX holds the 36 kernel instances, 12 per kernel, and no float32 fused multiply-add."""
+    entries = re.findall(r"\.entry\s+(\w+)", ptx)
+    assert len(entries) == len(cuda.name_expressions()) == 36
+    for kernel in cuda.KERNELS.values():
+        assert sum(e.startswith(f"_Z{len(kernel)}{kernel}I") for e in entries) == 12
+    # no contraction of float32 a * b + c: --fmad=false took effect
+    assert not re.search(r"\b(fma|mad)(\.rn)?(\.ftz)?(\.sat)?\.f32\b", ptx)
 
 
 def test_source_refuses_to_compile_without_the_python_constants(tmp_path):
