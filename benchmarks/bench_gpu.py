@@ -33,6 +33,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -98,9 +99,23 @@ class Batch:
     noise: Any
 
 
-def make_batches(cp, n: int, size: int, dtype: str) -> list[Batch]:
-    import sas_fast
+def plan_batch(images: Any, masks: Any, params: Any, seed: int) -> Batch:
+    """A batch of ``(N, S, S)`` images and uint8 masks (any array module) with ``params``'s plans
+    prebuilt for the kernel-only contender, as ``sas_fast.augment`` would build them."""
     from sas_fast.plan import make_geometry, make_noise
+
+    n, height, width = images.shape
+    geo = make_geometry(
+        (n, height, width, 1), np.dtype(images.dtype), scale=params.scale, offset=params.offset, crop=params.crop,
+        mask_dtype=np.dtype(np.uint8),
+    )  # fmt: skip
+    noise = make_noise(n, np.dtype(images.dtype), kind=list(params.kind), sigma=params.sigma, peak=params.peak, seed=seed)
+    return Batch(images, masks, params, seed, geo, noise)
+
+
+def make_batches(cp, n: int, size: int, dtype: str) -> list[Batch]:
+    """:data:`INPUT_SETS` batches of W made on the GPU."""
+    import sas_fast
 
     rng = np.random.default_rng(SEED + n + size)
     config = sas_fast.SASConfig(noise={"speckle": 1.0}, sigma_range=(SIGMA, SIGMA))
@@ -112,12 +127,7 @@ def make_batches(cp, n: int, size: int, dtype: str) -> list[Batch]:
             images = cp.random.random((n, size, size), dtype=cp.float32)
         masks = gpu_ellipses(cp, rng, n, size)
         params = config.sample(n, seed=SEED + k, shape=(size, size))
-        geo = make_geometry(
-            (n, size, size, 1), np.dtype(dtype), scale=params.scale, offset=params.offset, crop=params.crop,
-            mask_dtype=np.dtype(np.uint8),
-        )  # fmt: skip
-        noise = make_noise(n, np.dtype(dtype), kind=list(params.kind), sigma=params.sigma, peak=params.peak, seed=SEED + k)
-        batches.append(Batch(images, masks, params, SEED + k, geo, noise))
+        batches.append(plan_batch(images, masks, params, SEED + k))
     return batches
 
 
@@ -175,8 +185,11 @@ def torch_pipeline(cp, out):
     return run
 
 
-def cupyx_pipeline(cp, out):
-    from cupyx.scipy import ndimage
+def cupyx_pipeline(cp, out, ndimage: ModuleType | None = None):
+    """``ndimage``: a ``scipy.ndimage``-compatible module, ``cupyx.scipy.ndimage`` unless given
+    (the CPU test of this baseline passes ``scipy.ndimage`` with NumPy as ``cp``)."""
+    if ndimage is None:
+        from cupyx.scipy import ndimage
 
     def run(b: Batch) -> None:
         images, masks = b.images, b.masks

@@ -44,14 +44,6 @@ DTYPE_IDS = [d.name for d in IMAGE_DTYPES]
 MASK_IDS = [d.name for d in MASK_DTYPES]
 
 
-@pytest.fixture(scope="session")
-def host(tmp_path_factory):
-    """The kernels compiled as a host library, once per test session."""
-    if host_backend.compiler() is None:
-        pytest.skip("g++ is not installed: the CUDA kernels cannot be run on the CPU")
-    return host_backend.HostBackend(host_backend.build(tmp_path_factory.mktemp("cuda_host")))
-
-
 # ----------------------------------------------------------------------------- the source compiles
 
 

@@ -1,0 +1,73 @@
+"""The GPU benchmark's contenders, run on the CPU: each must compute workload W.
+
+``benchmarks/bench_gpu.py`` writes its contenders against an array module ``cp``.  Here NumPy
+stands in for CuPy: torch runs on CPU tensors (DLPack from NumPy), ``scipy.ndimage`` stands in for
+``cupyx.scipy.ndimage``, and the fused CUDA kernel runs as host C++ (``tests/cuda_host``) on the
+benchmark's own prebuilt plans.  Their outputs are held to the CPU comparison's checks
+(``benchmarks.baselines.check``): the kernel bit for bit, torch and cupyx to the reference geometry
+outside the mask and the reference's noise strength inside it, the copy to the input.  A GPU
+session then measures baselines known to do the same work.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from benchmarks import bench_gpu
+from benchmarks.baselines import Contender, check, reference_outputs
+from benchmarks.workloads import make_workload
+from sas_fast.backends import cuda
+
+pytest.importorskip("torch", reason="torch is not installed: the torch GPU baseline is not checked")
+scipy_ndimage = pytest.importorskip("scipy.ndimage")
+
+#: The calls of ``cupy`` the contenders make, answered by NumPy.
+NUMPY_AS_CUPY = SimpleNamespace(
+    uint8=np.uint8,
+    float32=np.float32,
+    clip=np.clip,
+    where=np.where,
+    rint=np.rint,
+    copyto=np.copyto,
+    random=SimpleNamespace(standard_normal=np.random.default_rng(7).standard_normal),
+)
+
+
+@pytest.fixture(scope="module", params=["W", "float32"])
+def workload(request):
+    wl = make_workload(request.param, n=3)
+    return wl, reference_outputs(wl)
+
+
+def _held_to(compares: str) -> Contender:
+    return Contender(key="gpu", label="GPU contender on the CPU", threads=1, build=None, compares=compares)
+
+
+@pytest.mark.parametrize(
+    ("name", "compares"),
+    [("torch", "geometry"), ("cupyx", "geometry"), ("copy", "copy"), ("sas_fast-kernel", "exact")],
+)
+def test_gpu_contender_computes_the_workload(workload, name, compares, host, monkeypatch):
+    wl, reference = workload
+    assert bench_gpu.SIGMA == float(wl.params.sigma[0])  # the baselines hard-code W's sigma
+    batch = bench_gpu.plan_batch(wl.images, wl.masks, wl.params, wl.seed)
+    out = wl.empty_outputs()
+    if name == "cupyx":
+        run = bench_gpu.cupyx_pipeline(NUMPY_AS_CUPY, out, ndimage=scipy_ndimage)
+    else:
+        monkeypatch.setattr(cuda, "augment", host.augment)  # the .cu kernel, run on the CPU
+        run = bench_gpu.CONTENDERS[name][0](NUMPY_AS_CUPY, out)
+    run(batch)
+    assert check(_held_to(compares), wl, out, reference) == []
+
+
+def test_the_check_fails_a_baseline_that_skips_the_noise(workload):
+    wl, reference = workload
+    batch = bench_gpu.plan_batch(wl.images, wl.masks, wl.params, wl.seed)
+    out = wl.empty_outputs()
+    silent = SimpleNamespace(**{**vars(NUMPY_AS_CUPY), "random": SimpleNamespace(standard_normal=np.zeros)})
+    bench_gpu.cupyx_pipeline(silent, out, ndimage=scipy_ndimage)(batch)
+    assert any(p.startswith("noise:") for p in check(_held_to("geometry"), wl, out, reference))
