@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import backends
-from .arrays import array_kind, from_backend, to_backend
+from .arrays import array_kind, copy_into, device_of, from_backend, to_backend
 from .plan import IMAGE_DTYPES, MASK_DTYPES, GeometryPlan, NoisePlan, make_geometry, make_noise
 
 if TYPE_CHECKING:
@@ -132,12 +132,16 @@ def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: n
         if batch.xp is np:
             _check_host_memory(name, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
         return batch.xp.empty(shape, dtype=dtype)
-    buf = to_backend(out, batch.impl.DEVICE)
+    buf = to_backend(out, device_of(out))  # the caller's memory itself, in its own array module
     want = _layout_shape(batch.layout, shape) if len(shape) == 4 else _mask_layout_shape(batch.layout, shape)
     if buf.shape != want or buf.dtype != dtype:
         raise ValueError(f"{name}: expected shape {want} and dtype {dtype}, got shape {buf.shape} and dtype {buf.dtype}")
     if not getattr(buf.flags, "writeable", True):  # CuPy arrays have no such flag: always writeable
         raise ValueError(f"{name}: the buffer is read-only")
+    if device_of(out) != batch.impl.DEVICE:
+        # a host buffer for a GPU backend or the reverse: compute on the backend's device, and
+        # _finish copies the result into the caller's buffer
+        return _output(batch, None, name, shape, dtype)
     inputs = [a for a in (batch.image, batch.mask) if a is not None]
     if batch.xp is np and any(np.shares_memory(buf, a) for a in inputs):
         raise ValueError(f"{name}: the buffer overlaps an input array; pass a separate buffer")
@@ -176,13 +180,20 @@ def _mask_layout_shape(layout: str, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _finish(batch: _Batch, out_image: Any, out_mask: Any, given: tuple[Any, Any] = (None, None)) -> tuple[Any, Any]:
-    """Results in the caller's layout and array type; a caller's ``out`` buffer is returned as itself."""
-    if given[0] is not None:
-        return given
+    """Results in the caller's layout and array type; a caller's ``out`` buffer is returned as itself
+    (holding the result: copied into it when it lives on another device than the backend)."""
     n, h, w, c = out_image.shape
     img = out_image.reshape(_layout_shape(batch.layout, (n, h, w, c)))
     msk = None if out_mask is None else out_mask.reshape(_mask_layout_shape(batch.layout, (n, h, w)))
-    return from_backend(img, batch.like), from_backend(msk, batch.like)
+    results = []
+    for buf, result in zip(given, (img, msk)):
+        if buf is None:
+            results.append(from_backend(result, batch.like))
+            continue
+        if device_of(buf) != batch.impl.DEVICE:
+            copy_into(buf, result)
+        results.append(buf)
+    return results[0], results[1]
 
 
 def _split_out(out: Any, with_mask: bool) -> tuple[Any, Any]:

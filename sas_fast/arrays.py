@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["array_kind", "from_backend", "to_backend"]
+__all__ = ["array_kind", "copy_into", "device_of", "from_backend", "to_backend"]
 
 
 def _is_torch(x: Any) -> bool:
@@ -27,6 +27,17 @@ def array_kind(x: Any) -> str:
     if hasattr(x, "__cuda_array_interface__"):
         return "cuda"
     return "numpy"
+
+
+def device_of(x: Any) -> str:
+    """``"cuda"`` for CuPy arrays, CUDA tensors and other device arrays, else ``"cpu"``."""
+    return "cuda" if array_kind(x) in ("cuda", "torch-cuda") else "cpu"
+
+
+def copy_into(dst: Any, src: Any) -> None:
+    """Write ``src`` (NumPy or CuPy, of ``dst``'s shape) into the caller's buffer ``dst``, across devices."""
+    device = device_of(dst)
+    to_backend(dst, device)[...] = to_backend(src, device)
 
 
 def to_backend(x: Any, device: str) -> Any:

@@ -16,11 +16,20 @@ settings.register_profile("ci", max_examples=40, deadline=None)
 settings.register_profile("long", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+#: Backends that need a CUDA GPU: their parameters carry the ``gpu`` marker, so that
+#: ``pytest -m gpu`` (benchmarks/gpu_check.sh) runs every backend-parametrised test on the device.
+GPU_BACKENDS = ("cupy",)
+
+
+def _backend_params(names):
+    return [pytest.param(name, marks=pytest.mark.gpu) if name in GPU_BACKENDS else name for name in names]
+
+
 #: Every registered backend other than the reference; unavailable ones are skipped with the reason.
 COMPILED_BACKENDS = [name for name in BACKENDS if name != "numpy"]
 
 
-@pytest.fixture(params=COMPILED_BACKENDS)
+@pytest.fixture(params=_backend_params(COMPILED_BACKENDS))
 def backend(request):
     """Each compiled backend in turn (skipped, with why, where it cannot run)."""
     name = request.param
@@ -63,7 +72,7 @@ def ellipse_masks(rng, n, h, w, dtype=np.uint8, label=1):
     return np.where(workload_ellipses(rng, n, h, w) != 0, label, 0).astype(dtype)
 
 
-@pytest.fixture(params=list(BACKENDS))
+@pytest.fixture(params=_backend_params(BACKENDS))
 def any_backend(request):
     """Every registered backend, the reference included (skipped, with why, where it cannot run)."""
     name = request.param

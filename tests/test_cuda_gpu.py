@@ -190,6 +190,23 @@ def test_views_misaligned_outputs_and_a_side_stream(rng):
     assert_same(want, [_host(g) for g in got])
 
 
+def test_out_buffers_strided_or_on_the_other_device_receive_the_results(rng):
+    image = random_image(rng, (N, H, W), np.uint8)
+    mask = label_masks(rng, N, H, W, np.uint8)
+    want = sas_fast.rescale_paste(image, mask, scale=0.6, backend="numpy")
+    outs = {
+        # strided device views: the kernel computes contiguous runs, backends.cuda.compute copies back
+        "cupy, strided": ("cupy", cp.zeros((N, H, 2 * W), cp.uint8)[:, :, ::2], cp.zeros((N, H + 1, W), cp.uint8)[:, 1:]),
+        # host buffers for the GPU backend and device buffers for a CPU backend: api._finish copies
+        "cupy, host out": ("cupy", np.zeros((N, H, 2 * W), np.uint8)[:, :, ::2], np.zeros((N, H, W), np.uint8)),
+        "numba, device out": ("numba", cp.zeros((N, H, W), cp.uint8), cp.zeros((N, H, 2 * W), cp.uint8)[:, :, ::2]),
+    }
+    for name, (backend, *out) in outs.items():
+        got = sas_fast.rescale_paste(image, mask, scale=0.6, backend=backend, out=tuple(out))
+        assert got[0] is out[0] and got[1] is out[1], name
+        assert_same(want, [_host(o) for o in out])
+
+
 def test_torch_cuda_tensors_in_and_out(rng):
     torch = pytest.importorskip("torch", reason="torch is not installed: CUDA tensor interop not exercised")
     if not torch.cuda.is_available():
@@ -201,6 +218,11 @@ def test_torch_cuda_tensors_in_and_out(rng):
     got = sas_fast.augment(torch.from_numpy(images).cuda(), torch.from_numpy(masks).cuda(), params, seed=2)
     assert all(isinstance(g, torch.Tensor) and g.is_cuda for g in got)
     assert_same(want, [g.cpu().numpy() for g in got])
+    # CPU tensors as out= for the GPU backend receive the result too
+    out = (torch.zeros(want[0].shape, dtype=torch.uint8), torch.zeros(want[1].shape, dtype=torch.uint8))
+    got = sas_fast.augment(torch.from_numpy(images).cuda(), torch.from_numpy(masks).cuda(), params, seed=2, out=out)
+    assert got[0] is out[0] and got[1] is out[1]
+    assert_same(want, [o.numpy() for o in out])
 
 
 def test_backend_is_listed_and_modules_are_memoised_per_device():

@@ -292,6 +292,23 @@ def test_strided_negative_and_misaligned_views(host, rng):
     assert_same(want, got)
 
 
+def test_strided_outputs_receive_the_results(host, rng):
+    # out= views of a caller's buffers: the kernels store contiguous runs, compute() copies back
+    image = random_image(rng, (N, H, W, 3), np.uint8)
+    mask = label_masks(rng, N, H, W, np.uint8)
+    geo = make_geometry(image.shape, image.dtype, mask_dtype=mask.dtype, scale=0.55, offset=(3, -2))
+    noise = make_noise(N, image.dtype, kind="speckle", sigma=0.2)
+    want = _outputs(N, geo.canvas, 3, np.uint8, np.uint8)
+    reference.augment(image, mask, geo, noise, *want)
+    ho, wo = geo.canvas
+    canvas, labels = np.zeros((N, ho, 2 * wo, 3), np.uint8), np.zeros((N, ho + 1, wo), np.uint8)
+    got = (canvas[:, :, ::2], labels[:, 1:])
+    assert not got[0].flags.c_contiguous and not got[1].flags.c_contiguous
+    host.augment(image, mask, geo, noise, *got)
+    assert_same(want, got)
+    assert not canvas[:, :, 1::2].any() and not labels[:, 0].any()  # nothing written outside the views
+
+
 def test_rescale_paste_without_mask_and_empty_outputs(host, rng):
     image = random_image(rng, (N, H, W, 1), np.float32)
     geo = make_geometry(image.shape, image.dtype, scale=0.4, offset=(2, -1))

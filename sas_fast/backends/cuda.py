@@ -11,9 +11,9 @@ sources), so the kernels give the reference's bits.  CuPy itself adds ``-ftz=tru
 *subnormal* pixel values (below 1.2e-38) are flushed to zero on the GPU, where the reference keeps
 them; normal values are unaffected (the samplers never produce subnormals).
 
-Everything above the launch (:func:`build_launch`) is plain NumPy/array-API code, so the CPU tests
-(``tests/test_cuda_source.py``) run the very same launch arguments through the same ``.cu`` file
-compiled as host C++.
+Everything above the kernel call (:func:`compute`, :func:`build_launch`) is plain NumPy/array-API
+code, so the CPU tests (``tests/test_cuda_source.py``) run the very same output handling and launch
+arguments through the same ``.cu`` file compiled as host C++.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ __all__ = [
     "check_available",
     "compile_defines",
     "compile_options",
+    "compute",
     "name_expressions",
     "noise_in_mask",
     "rescale_paste",
@@ -215,8 +216,8 @@ def build_launch(
     """The launch computing ``function`` (a key of :data:`KERNELS`) on arrays of module ``xp``
     (``cupy``; ``numpy`` in the CPU tests); ``None`` when the output is empty.
 
-    ``image`` ``(N, H, W, C)`` and ``mask`` ``(N, H, W)`` may be strided views; outputs are
-    contiguous.  The packed plans are copied with ``xp.asarray`` (CuPy: asynchronous, on the
+    ``image`` ``(N, H, W, C)`` and ``mask`` ``(N, H, W)`` may be strided views; outputs must be
+    C-contiguous (:func:`compute` sees to it).  The packed plans are copied with ``xp.asarray`` (CuPy: asynchronous, on the
     current stream).
     """
     n, ho, wo, channels = out_image.shape
@@ -289,17 +290,34 @@ def _kernel(name: str, image_dtype: np.dtype, mask_dtype: np.dtype, device_id: i
     return module.get_function(name)
 
 
+def compute(function: str, image, mask, geo, noise, out_image, out_mask, xp: ModuleType, execute) -> None:
+    """Compute ``function`` into ``out_image`` / ``out_mask``, which may be strided views.
+
+    The kernels store whole runs of a contiguous canvas, so a strided output is computed in a
+    contiguous temporary and copied into the caller's view.  ``execute(launch)`` runs the launch
+    (:func:`_launch`: on the GPU; the CPU tests: the host-compiled kernels).
+    """
+    work = [o if o is None or o.flags.c_contiguous else xp.empty(o.shape, o.dtype) for o in (out_image, out_mask)]
+    launch = build_launch(function, image, mask, geo, noise, *work, xp)
+    if launch is not None:
+        execute(launch)
+    for target, result in zip((out_image, out_mask), work):
+        if result is not target:
+            target[...] = result
+
+
 def _launch(function: str, image, mask, geo, noise, out_image, out_mask) -> None:
     import cupy
 
     device = out_image.device
-    with device:
-        launch = build_launch(function, image, mask, geo, noise, out_image, out_mask, cupy)
-        if launch is None:
-            return
-        mask_dtype = NO_MASK_DTYPE if mask is None else np.dtype(mask.dtype)
+    mask_dtype = NO_MASK_DTYPE if mask is None else np.dtype(mask.dtype)
+
+    def execute(launch: Launch) -> None:
         kernel = _kernel(launch.name, np.dtype(out_image.dtype), mask_dtype, device.id)
         kernel((launch.grid,), (launch.block,), launch.args)
+
+    with device:
+        compute(function, image, mask, geo, noise, out_image, out_mask, cupy, execute)
 
 
 def rescale_paste(image, mask, geo: GeometryPlan, out_image, out_mask) -> None:

@@ -6,7 +6,7 @@ expression (``sas_fast.backends.cuda.name_expressions()``, the list the GPU load
 shim's grid loop, plus thin ``extern "C"`` probes of the device samplers.  It compiles it with the
 loader's own ``-D`` defines and ``-ffp-contract=off`` (no FMA, like ``--fmad=false``) into a
 shared library.  :class:`HostBackend` then implements the backend interface on NumPy arrays by
-passing the loader's own launches (``sas_fast.backends.cuda.build_launch``) to that library.
+passing the loader's own launches (``sas_fast.backends.cuda.compute``) to that library.
 """
 
 from __future__ import annotations
@@ -111,13 +111,13 @@ class HostBackend:
         assert status == 0, f"no host launcher for {launch.name}"
 
     def rescale_paste(self, image, mask, geo, out_image, out_mask) -> None:
-        self.run(cuda.build_launch("rescale_paste", image, mask, geo, None, out_image, out_mask, np))
+        cuda.compute("rescale_paste", image, mask, geo, None, out_image, out_mask, np, self.run)
 
     def noise_in_mask(self, image, mask, noise, out_image) -> None:
-        self.run(cuda.build_launch("noise_in_mask", image, mask, None, noise, out_image, None, np))
+        cuda.compute("noise_in_mask", image, mask, None, noise, out_image, None, np, self.run)
 
     def augment(self, image, mask, geo, noise, out_image, out_mask) -> None:
-        self.run(cuda.build_launch("augment", image, mask, geo, noise, out_image, out_mask, np))
+        cuda.compute("augment", image, mask, geo, noise, out_image, out_mask, np, self.run)
 
     # ------------------------------------------------------------------ device-function probes
 
