@@ -11,6 +11,9 @@ session then measures baselines known to do the same work.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,7 +27,20 @@ from sas_fast.backends import cuda
 pytest.importorskip("torch", reason="torch is not installed: the torch GPU baseline is not checked")
 scipy_ndimage = pytest.importorskip("scipy.ndimage")
 
-#: The calls of ``cupy`` the contenders make, answered by NumPy.
+_rng = np.random.default_rng(7)
+
+
+class _HostEvent:
+    """``cupy.cuda.Event`` on the host clock."""
+
+    def record(self) -> None:
+        self.at = time.perf_counter()
+
+    def synchronize(self) -> None:
+        pass
+
+
+#: The calls of ``cupy`` that bench_gpu.py makes, answered by NumPy.
 NUMPY_AS_CUPY = SimpleNamespace(
     uint8=np.uint8,
     float32=np.float32,
@@ -32,7 +48,21 @@ NUMPY_AS_CUPY = SimpleNamespace(
     where=np.where,
     rint=np.rint,
     copyto=np.copyto,
-    random=SimpleNamespace(standard_normal=np.random.default_rng(7).standard_normal),
+    empty=np.empty,
+    arange=np.arange,
+    asarray=np.asarray,
+    asnumpy=np.asarray,
+    random=SimpleNamespace(
+        standard_normal=_rng.standard_normal,
+        random=lambda size, dtype: _rng.random(size, dtype=dtype),
+        randint=lambda low, high, size, dtype: _rng.integers(low, high, size=size, dtype=dtype),
+    ),
+    cuda=SimpleNamespace(
+        Event=_HostEvent,
+        get_elapsed_time=lambda start, end: (end.at - start.at) * 1e3,
+        Device=lambda: SimpleNamespace(synchronize=lambda: None),
+    ),
+    get_default_memory_pool=lambda: SimpleNamespace(free_all_blocks=lambda: None),
 )
 
 
@@ -59,7 +89,7 @@ def test_gpu_contender_computes_the_workload(workload, name, compares, host, mon
         run = bench_gpu.cupyx_pipeline(NUMPY_AS_CUPY, out, ndimage=scipy_ndimage)
     else:
         monkeypatch.setattr(cuda, "augment", host.augment)  # the .cu kernel, run on the CPU
-        run = bench_gpu.CONTENDERS[name][0](NUMPY_AS_CUPY, out)
+        run = bench_gpu.CONTENDERS[name].build(NUMPY_AS_CUPY, out)
     run(batch)
     assert check(_held_to(compares), wl, out, reference) == []
 
@@ -71,3 +101,18 @@ def test_the_check_fails_a_baseline_that_skips_the_noise(workload):
     silent = SimpleNamespace(**{**vars(NUMPY_AS_CUPY), "random": SimpleNamespace(standard_normal=np.zeros)})
     bench_gpu.cupyx_pipeline(silent, out, ndimage=scipy_ndimage)(batch)
     assert any(p.startswith("noise:") for p in check(_held_to("geometry"), wl, out, reference))
+
+
+def test_bench_config_times_rows_on_the_host(monkeypatch):
+    """One configuration end to end (workload made by the benchmark, warm-up, timing, scaling of
+    the per-image contender timed on fewer images, ratios), the clock being the host's."""
+    cupyx_on_host = functools.partial(bench_gpu.cupyx_pipeline, ndimage=scipy_ndimage)
+    monkeypatch.setitem(bench_gpu.CONTENDERS, "cupyx", dataclasses.replace(bench_gpu.CONTENDERS["cupyx"], build=cupyx_on_host, max_images=2))
+    rows, exact = bench_gpu.bench_config(NUMPY_AS_CUPY, 5, 48, "uint8", 2, ["torch", "cupyx", "copy"])
+    by = {row.contender: row for row in rows}
+    assert set(by) == {"torch", "cupyx", "copy"} and exact
+    assert by["copy"].pct_ceiling == 100.0
+    for row in rows:
+        assert row.config == "5x48^2 uint8" and 0 < row.min_ms <= row.median_ms <= row.max_ms and row.first_call_ms > 0
+        assert row.mpix_s == pytest.approx(5 * 48 * 48 / 1e6 / (row.median_ms / 1e3))
+    assert "timed on 2 images, scaled to 5" in by["cupyx"].note and "scaled" not in by["torch"].note
