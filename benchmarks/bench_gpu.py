@@ -23,7 +23,7 @@ of one call per contender and input set (its wall time is reported: compilation 
 medians with min-max.  cupyx compiles one kernel per new output shape, so it is timed on the first
 :data:`CUPYX_IMAGES` images of each batch and scaled (the row says so).  Prints the card (``nvidia-smi``), MPix/s of
 output, % of the copy ceiling and the time ratio to ``sas_fast``.  ``--sweep`` also times the
-kernel at each ``backends.cuda.RUN_BYTES`` (the pixels-per-thread tuning knob).
+kernel at each ``backends.cuda.RUN_BYTES`` x ``MIN_BLOCKS`` of :data:`SWEEP` (the launch tuning knobs).
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ CONFIGS = [(256, 512), (1024, 512), (256, 1024), (1024, 1024)]  # (batch, side)
 QUICK_CONFIGS = [(256, 512)]
 DTYPES = ("uint8", "float32")
 INPUT_SETS = 2
-SWEEP_RUN_BYTES = (4, 8, 16)
+#: (RUN_BYTES, MIN_BLOCKS) pairs the sweep times; on sm_90 ptxas gives MIN_BLOCKS 3 64-80 registers
+#: with some spills, and 4 heavy spills, so the sweep stops at 3.
+SWEEP = [(4, 1), (8, 1), (16, 1), (4, 2), (8, 2), (16, 2), (4, 3), (8, 3)]
 
 
 @dataclass
@@ -333,31 +335,30 @@ def bench_config(cp, n: int, size: int, dtype: str, repeats: int, contenders: li
     return rows, exact
 
 
-def sweep_run_bytes(cp, repeats: int) -> list[Row]:
-    """The fused kernel at each RUN_BYTES (pixels per thread) on W's 256 x 512^2, both dtypes."""
+def sweep_launch_knobs(cp, repeats: int) -> list[Row]:
+    """The fused kernel at each (RUN_BYTES, MIN_BLOCKS) of the sweep on W's 256 x 512^2, both dtypes:
+    pixels per thread, and blocks per SM the registers are capped for (``backends.cuda``)."""
     from sas_fast.backends import cuda
 
     rows = []
-    saved = cuda.RUN_BYTES
+    saved = cuda.RUN_BYTES, cuda.MIN_BLOCKS
     try:
         for dtype in DTYPES:
             batches = make_batches(cp, 256, 512, dtype)
             out = (cp.empty((256, 512, 512), dtype), cp.empty((256, 512, 512), cp.uint8))
-            for value in SWEEP_RUN_BYTES:
-                cuda.RUN_BYTES = value
-                cuda._modules.clear()
+            for run_bytes, min_blocks in SWEEP:
+                cuda.RUN_BYTES, cuda.MIN_BLOCKS = run_bytes, min_blocks
                 run = sas_kernel(cp, out)
                 run(batches[0])
                 ts = [_time_once(cp, run, batches[r % len(batches)]) for r in range(repeats)]
                 med = statistics.median(ts)
-                name = cuda.name_expression("augment", dtype, np.uint8)
-                kernel = cuda._kernel(name, np.dtype(dtype), np.dtype(np.uint8), cp.cuda.Device().id)
+                kernel = cuda._kernel(cuda.name_expression("augment", dtype, np.uint8), cp.cuda.Device().id)
                 note = f"{kernel.num_regs} registers, {kernel.local_size_bytes} B local (spills) per thread"
                 mpix_s = 256 * 512 * 512 / 1e6 / (med / 1e3)
-                rows.append(Row(f"256x512^2 {dtype}", f"kernel RUN_BYTES={value}", med, min(ts), max(ts), mpix_s, note=note))
+                label = f"kernel RUN_BYTES={run_bytes} MIN_BLOCKS={min_blocks}"
+                rows.append(Row(f"256x512^2 {dtype}", label, med, min(ts), max(ts), mpix_s, note=note))
     finally:
-        cuda.RUN_BYTES = saved
-        cuda._modules.clear()
+        cuda.RUN_BYTES, cuda.MIN_BLOCKS = saved
     return rows
 
 
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only 256 x 512^2 (both dtypes)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sweep", action="store_true", help="also time the kernel at each RUN_BYTES")
+    parser.add_argument("--sweep", action="store_true", help="also time the kernel at each (RUN_BYTES, MIN_BLOCKS)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += config_rows
             print(f"done {n}x{size}^2 {dtype} (sas_fast == reference on 2 samples: {exact})", file=sys.stderr, flush=True)
     if args.sweep:
-        rows += sweep_run_bytes(cp, args.repeats)
+        rows += sweep_launch_knobs(cp, args.repeats)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"card": card, "rows": [asdict(r) for r in rows], "exact": all_exact}, fh, indent=1)

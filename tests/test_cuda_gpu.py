@@ -229,7 +229,8 @@ def test_backend_is_listed_and_modules_are_memoised_per_device():
     assert "cupy" in sas_fast.available_backends()
     image = cp.zeros((1, 8, 8), cp.uint8)
     sas_fast.rescale_paste(image, scale=0.5, backend="cupy")
-    key = (cp.cuda.Device().id, np.dtype(np.uint8).str, cuda.NO_MASK_DTYPE.str)
+    name = cuda.name_expression("rescale_paste", np.uint8, cuda.NO_MASK_DTYPE)
+    key = (cp.cuda.Device().id, name, cuda.RUN_BYTES, cuda.MIN_BLOCKS)
     module = cuda._modules[key]
     sas_fast.rescale_paste(image, scale=0.25, backend="cupy")
     assert cuda._modules[key] is module

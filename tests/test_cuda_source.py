@@ -68,18 +68,26 @@ def test_nvcc_compiles_every_instance_for_sm80_and_sm90(tmp_path):
         assert_every_instance_without_fma((tmp_path / f"instances.compute_{arch}.ptx").read_text())
 
 
-@pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
+@pytest.mark.parametrize("arch", ["-arch=sm_90", "--gpu-architecture=compute_80"])
 def test_nvrtc_compiles_every_instance_as_the_loader_asks(arch):
-    # cupy.RawModule compiles with NVRTC, not nvcc: same options, the source text, name expressions.
+    # cupy.RawModule compiles with NVRTC, not nvcc: the loader's options, the source text, its name
+    # expressions; CuPy adds -ftz=true and -arch=sm_XX (CUBIN, with ptxas' report of each kernel's
+    # registers and spills) or compute_XX (PTX, inspected for FMA) for GPUs NVRTC has no SASS for
     path = nvrtc.library_path()
     if path is None:
         pytest.skip("libnvrtc is not installed (pip install nvidia-cuda-nvrtc): NVRTC compilation not checked")
     names = cuda.name_expressions()
-    options = [*cuda.compile_options(), f"--gpu-architecture={arch}", "-ftz=true"]  # CuPy adds -ftz=true
-    ptx, lowered = nvrtc.compile_ptx(path, cuda.kernel_source(), cuda.KERNEL_FILE, options, names)
-    assert_every_instance_without_fma(ptx)
+    options = [*cuda.compile_options(), arch, "-ftz=true", "--ptxas-options=-v"]
+    code, lowered, log = nvrtc.compile_program(path, cuda.kernel_source(), cuda.KERNEL_FILE, options, names)
     assert set(lowered) == set(names) and len(set(lowered.values())) == len(names)
-    assert set(lowered.values()) == set(re.findall(r"\.entry\s+(\w+)", ptx))
+    if isinstance(code, bytes):
+        assert code[:4] == b"\x7fELF" and all(entry.encode() in code for entry in lowered.values())
+        # at the default launch knobs (cuda.RUN_BYTES, cuda.MIN_BLOCKS) no kernel spills registers
+        spills = [int(v) for v in re.findall(r"(\d+) bytes spill (?:stores|loads)", log)]
+        assert len(spills) >= 2 * len(names) and not any(spills), log[-3000:]
+    else:
+        assert_every_instance_without_fma(code)
+        assert set(lowered.values()) == set(re.findall(r"\.entry\s+(\w+)", code))
 
 
 def assert_every_instance_without_fma(ptx: str) -> None:

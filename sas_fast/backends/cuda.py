@@ -4,7 +4,7 @@ Backend interface as ``reference.py`` (``DEVICE = "cuda"``: arrays are CuPy arra
 packs its plans into one small host array, copies it to the device (asynchronously, on the current
 CuPy stream) and launches one kernel on that stream; nothing here waits for the GPU.
 
-Compilation: one ``cupy.RawModule`` per (device, image dtype, mask dtype), built on first use and
+Compilation: one ``cupy.RawModule`` per (device, kernel instance), built on first use and
 memoised; CuPy also caches the binary on disk.  Options come from :func:`compile_options` (no FMA
 contraction, IEEE division and square root, constants as ``-D`` defines from their Python
 sources), so the kernels give the reference's bits.  CuPy itself adds ``-ftz=true``: float32
@@ -54,8 +54,14 @@ BLOCK_THREADS = 256
 MAX_BLOCKS = 1 << 16
 #: Bytes of one-channel image each thread computes and stores per step (the kernels' RUN * sizeof(T)):
 #: 8 gives uint8 runs of 8 pixels in one 64-bit store.  A tuning knob (benchmarks/bench_gpu.py sweeps
-#: it): longer runs mean wider stores but more registers (at 16, ptxas -v reports spills in the uint8 kernels).
+#: it): longer runs mean wider stores but more registers (NVRTC 13, sm_90: uint8 augment 140 registers
+#: at 8 bytes, 174 at 16, no spills at MIN_BLOCKS 1).
 RUN_BYTES = 8
+#: Blocks per SM the kernels are compiled to fit (``__launch_bounds__``' second argument): 1 lets
+#: ptxas use up to 255 registers a thread (uint8 augment takes 140 on sm_90: one 256-thread block
+#: per SM); 2 or 3 cap it at 128 / 80 for more warps in flight at the cost of some spills.  A tuning knob
+#: (benchmarks/bench_gpu.py sweeps it with RUN_BYTES); ptxas reports the spills it causes.
+MIN_BLOCKS = 1
 #: Vector stores (up to 16 bytes: a run of int32 labels) need outputs aligned to this.
 STORE_ALIGN = 16
 #: Batches with this many canvas pixels or more index with 64-bit division (the kernels' ``wide``).
@@ -111,6 +117,7 @@ def compile_defines() -> list[str]:
         f"-DSAS_NOISE_TAG={int(philox.NOISE_TAG)}u",
         f"-DSAS_BLOCK_THREADS={BLOCK_THREADS}",
         f"-DSAS_RUN_BYTES={RUN_BYTES}",
+        f"-DSAS_MIN_BLOCKS={MIN_BLOCKS}",
     ]
     defines += [f"-DSAS_KIND_{name.upper()}={code}" for name, code in KINDS.items()]
     return defines
@@ -259,7 +266,8 @@ def build_launch(
 # ----------------------------------------------------------------------------- CuPy
 
 
-_modules: dict[tuple[int, str, str], Any] = {}
+#: Compiled kernels: one ``cupy.RawModule`` per (device, kernel instance, launch knobs).
+_modules: dict[tuple[int, str, int, int], Any] = {}
 
 
 def check_available() -> None:
@@ -276,16 +284,18 @@ def check_available() -> None:
         raise RuntimeError("CuPy found no CUDA device")
 
 
-def _kernel(name: str, image_dtype: np.dtype, mask_dtype: np.dtype, device_id: int) -> Any:
-    """The compiled kernel ``name``; its dtype pair's module is built on first use per device."""
+def _kernel(name: str, device_id: int) -> Any:
+    """The kernel instance ``name`` (a name expression), compiled on first use per device.
+
+    One instance per module: a first call compiles only the kernel it runs (about a second of
+    NVRTC + ptxas), not its dtype pair's three.
+    """
     import cupy
 
-    key = (device_id, image_dtype.str, mask_dtype.str)
+    key = (device_id, name, RUN_BYTES, MIN_BLOCKS)
     module = _modules.get(key)
     if module is None:
-        module = cupy.RawModule(
-            code=kernel_source(), options=compile_options(), name_expressions=name_expressions(image_dtype, mask_dtype)
-        )
+        module = cupy.RawModule(code=kernel_source(), options=compile_options(), name_expressions=[name])
         _modules[key] = module
     return module.get_function(name)
 
@@ -310,11 +320,9 @@ def _launch(function: str, image, mask, geo, noise, out_image, out_mask) -> None
     import cupy
 
     device = out_image.device
-    mask_dtype = NO_MASK_DTYPE if mask is None else np.dtype(mask.dtype)
 
     def execute(launch: Launch) -> None:
-        kernel = _kernel(launch.name, np.dtype(out_image.dtype), mask_dtype, device.id)
-        kernel((launch.grid,), (launch.block,), launch.args)
+        _kernel(launch.name, device.id)((launch.grid,), (launch.block,), launch.args)
 
     with device:
         compute(function, image, mask, geo, noise, out_image, out_mask, cupy, execute)

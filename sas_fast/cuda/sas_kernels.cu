@@ -18,8 +18,8 @@
 // No shared memory and no __syncthreads: threads are independent (the CPU tests rely on that).
 #include "sas_random.cuh"
 
-#if !(defined(SAS_BLOCK_THREADS) && defined(SAS_RUN_BYTES))
-#error "sas_fast: SAS_BLOCK_THREADS / SAS_RUN_BYTES (launch shape) are missing; sas_fast.backends.cuda.compile_defines() passes them"
+#if !(defined(SAS_BLOCK_THREADS) && defined(SAS_RUN_BYTES) && defined(SAS_MIN_BLOCKS))
+#error "sas_fast: SAS_BLOCK_THREADS / SAS_RUN_BYTES / SAS_MIN_BLOCKS (launch shape) are missing; sas_fast.backends.cuda.compile_defines() passes them"
 #endif
 #if !(defined(SAS_KIND_NONE) && defined(SAS_KIND_SPECKLE) && defined(SAS_KIND_POISSON))
 #error "sas_fast: the noise kind codes of sas_fast.plan.KINDS are missing (sas_fast.backends.cuda.compile_defines() passes them)"
@@ -347,16 +347,16 @@ __device__ __forceinline__ void run(const Batch<T, M>& b) {
                                           ch, key0, key1, lo, span, inv, clip, aligned, wide})
 
 template <typename T, typename M>
-__global__ void __launch_bounds__(SAS_BLOCK_THREADS) sas_rescale_paste(SAS_KERNEL_PARAMS) {
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_rescale_paste(SAS_KERNEL_PARAMS) {
     SAS_RUN(sas::GEOMETRY);
 }
 
 template <typename T, typename M>
-__global__ void __launch_bounds__(SAS_BLOCK_THREADS) sas_noise_in_mask(SAS_KERNEL_PARAMS) {
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_noise_in_mask(SAS_KERNEL_PARAMS) {
     SAS_RUN(sas::NOISE);
 }
 
 template <typename T, typename M>
-__global__ void __launch_bounds__(SAS_BLOCK_THREADS) sas_augment(SAS_KERNEL_PARAMS) {
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_augment(SAS_KERNEL_PARAMS) {
     SAS_RUN(sas::FUSED);
 }

@@ -3,8 +3,8 @@
 CuPy cannot compile without a device (it asks the driver for the architecture), but NVRTC itself
 only needs its library and an explicit ``--gpu-architecture``.  :func:`library_path` finds
 ``libnvrtc`` from the ``nvidia-cuda-nvrtc`` wheel (a test dependency on Linux), a CUDA toolkit, or
-the loader's search path; :func:`compile_ptx` compiles one program with name expressions exactly
-as CuPy would ask and returns the PTX and each expression's lowered (mangled) name.
+the loader's search path; :func:`compile_program` compiles one program with name expressions
+exactly as CuPy would ask and returns the CUBIN or PTX and each expression's lowered (mangled) name.
 """
 
 from __future__ import annotations
@@ -43,19 +43,27 @@ def _load(path: str) -> ctypes.CDLL:
     return lib
 
 
-def compile_ptx(path: str, source: str, name: str, options: list[str], name_expressions: list[str]) -> tuple[str, dict[str, str]]:
-    """Compile ``source`` with the NVRTC at ``path``; return ``(ptx, {expression: lowered name})``."""
+def compile_program(
+    path: str, source: str, name: str, options: list[str], name_expressions: list[str]
+) -> tuple[str | bytes, dict[str, str], str]:
+    """Compile ``source`` with the NVRTC at ``path``; return ``(code, {expression: lowered name}, log)``.
+
+    ``code`` is the CUBIN (bytes) for a real architecture (``-arch=sm_XX``, what CuPy asks for on
+    a GPU NVRTC supports) and the PTX text for a virtual one (``--gpu-architecture=compute_XX``).
+    """
     lib = _load(path)
     prog = ctypes.c_void_p()
 
+    def log() -> str:
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+        text = ctypes.create_string_buffer(max(size.value, 1))
+        lib.nvrtcGetProgramLog(prog, text)
+        return text.value.decode(errors="replace")
+
     def check(status: int, step: str) -> None:
         if status != 0:
-            size = ctypes.c_size_t()
-            lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
-            log = ctypes.create_string_buffer(max(size.value, 1))
-            lib.nvrtcGetProgramLog(prog, log)
-            reason = lib.nvrtcGetErrorString(status).decode()
-            raise NvrtcError(f"{step}: {reason}\n{log.value.decode(errors='replace')}")
+            raise NvrtcError(f"{step}: {lib.nvrtcGetErrorString(status).decode()}\n{log()}")
 
     check(lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0, None, None), "create")
     try:
@@ -68,10 +76,11 @@ def compile_ptx(path: str, source: str, name: str, options: list[str], name_expr
             out = ctypes.c_char_p()
             check(lib.nvrtcGetLoweredName(prog, expr.encode(), ctypes.byref(out)), f"lowered name of {expr!r}")
             lowered[expr] = out.value.decode()
+        kind = "CUBIN" if any(o.startswith("-arch=sm_") for o in options) else "PTX"
         size = ctypes.c_size_t()
-        check(lib.nvrtcGetPTXSize(prog, ctypes.byref(size)), "PTX size")
-        ptx = ctypes.create_string_buffer(size.value)
-        check(lib.nvrtcGetPTX(prog, ptx), "PTX")
-        return ptx.value.decode(), lowered
+        check(getattr(lib, f"nvrtcGet{kind}Size")(prog, ctypes.byref(size)), f"{kind} size")
+        code = ctypes.create_string_buffer(size.value)
+        check(getattr(lib, f"nvrtcGet{kind}")(prog, code), kind)
+        return (code.raw if kind == "CUBIN" else code.value.decode()), lowered, log()
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
