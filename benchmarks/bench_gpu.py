@@ -23,7 +23,7 @@ of one call per contender and input set (its wall time is reported: compilation 
 medians with min-max.  cupyx compiles one kernel per new output shape, so it is timed on the first
 :data:`CUPYX_IMAGES` images of each batch and scaled (the row says so).  Prints the card (``nvidia-smi``), MPix/s of
 output, % of the copy ceiling and the time ratio to ``sas_fast``.  ``--sweep`` also times the
-kernel at each ``backends.cuda.RUN_BYTES`` x ``MIN_BLOCKS`` of :data:`SWEEP` (the launch tuning knobs).
+kernel at each launch setting of :data:`SWEEP` (``backends.cuda``'s RUN_BYTES, BLOCK_THREADS, MIN_BLOCKS).
 """
 
 from __future__ import annotations
@@ -47,9 +47,14 @@ CONFIGS = [(256, 512), (1024, 512), (256, 1024), (1024, 1024)]  # (batch, side)
 QUICK_CONFIGS = [(256, 512)]
 DTYPES = ("uint8", "float32")
 INPUT_SETS = 2
-#: (RUN_BYTES, MIN_BLOCKS) pairs the sweep times; on sm_90 ptxas gives MIN_BLOCKS 3 64-80 registers
-#: with some spills, and 4 heavy spills, so the sweep stops at 3.
-SWEEP = [(4, 1), (8, 1), (16, 1), (4, 2), (8, 2), (16, 2), (4, 3), (8, 3)]
+#: (RUN_BYTES, BLOCK_THREADS, MIN_BLOCKS) the sweep times (backends.cuda's launch knobs).  ptxas on
+#: sm_90 (NVRTC 13): uint8 augment takes 140 registers at the defaults (8, 256, 1): one block, 256
+#: threads, per SM; 128-thread blocks fit three; MIN_BLOCKS 2 / 3 cap it at 128 / 80 registers
+#: (a few spills); 4 spills heavily, so the sweep stops at 3.
+SWEEP = [
+    (8, 256, 1), (4, 256, 1), (16, 256, 1), (8, 128, 1), (4, 128, 1),
+    (16, 128, 1), (8, 256, 2), (16, 256, 2), (4, 256, 3), (8, 256, 3),
+]  # fmt: skip
 
 
 @dataclass
@@ -335,30 +340,30 @@ def bench_config(cp, n: int, size: int, dtype: str, repeats: int, contenders: li
     return rows, exact
 
 
-def sweep_launch_knobs(cp, repeats: int) -> list[Row]:
-    """The fused kernel at each (RUN_BYTES, MIN_BLOCKS) of the sweep on W's 256 x 512^2, both dtypes:
-    pixels per thread, and blocks per SM the registers are capped for (``backends.cuda``)."""
+def sweep_launch_knobs(cp, repeats: int, n: int = 256, size: int = 512) -> list[Row]:
+    """The fused kernel at each launch setting of :data:`SWEEP` on W's ``n`` x ``size``^2, both
+    dtypes: pixels per thread, threads per block, and blocks per SM the registers are capped for."""
     from sas_fast.backends import cuda
 
     rows = []
-    saved = cuda.RUN_BYTES, cuda.MIN_BLOCKS
+    saved = cuda.RUN_BYTES, cuda.BLOCK_THREADS, cuda.MIN_BLOCKS
     try:
         for dtype in DTYPES:
-            batches = make_batches(cp, 256, 512, dtype)
-            out = (cp.empty((256, 512, 512), dtype), cp.empty((256, 512, 512), cp.uint8))
-            for run_bytes, min_blocks in SWEEP:
-                cuda.RUN_BYTES, cuda.MIN_BLOCKS = run_bytes, min_blocks
+            batches = make_batches(cp, n, size, dtype)
+            out = (cp.empty((n, size, size), dtype), cp.empty((n, size, size), cp.uint8))
+            for knobs in SWEEP:
+                cuda.RUN_BYTES, cuda.BLOCK_THREADS, cuda.MIN_BLOCKS = knobs
                 run = sas_kernel(cp, out)
                 run(batches[0])
                 ts = [_time_once(cp, run, batches[r % len(batches)]) for r in range(repeats)]
                 med = statistics.median(ts)
                 kernel = cuda._kernel(cuda.name_expression("augment", dtype, np.uint8), cp.cuda.Device().id)
                 note = f"{kernel.num_regs} registers, {kernel.local_size_bytes} B local (spills) per thread"
-                mpix_s = 256 * 512 * 512 / 1e6 / (med / 1e3)
-                label = f"kernel RUN_BYTES={run_bytes} MIN_BLOCKS={min_blocks}"
-                rows.append(Row(f"256x512^2 {dtype}", label, med, min(ts), max(ts), mpix_s, note=note))
+                mpix_s = n * size * size / 1e6 / (med / 1e3)
+                label = "kernel RUN_BYTES={} BLOCK_THREADS={} MIN_BLOCKS={}".format(*knobs)
+                rows.append(Row(f"{n}x{size}^2 {dtype}", label, med, min(ts), max(ts), mpix_s, note=note))
     finally:
-        cuda.RUN_BYTES, cuda.MIN_BLOCKS = saved
+        cuda.RUN_BYTES, cuda.BLOCK_THREADS, cuda.MIN_BLOCKS = saved
     return rows
 
 
@@ -384,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only 256 x 512^2 (both dtypes)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sweep", action="store_true", help="also time the kernel at each (RUN_BYTES, MIN_BLOCKS)")
+    parser.add_argument("--sweep", action="store_true", help="also time the kernel at each launch setting of SWEEP")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)

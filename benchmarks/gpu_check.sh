@@ -2,7 +2,7 @@
 # Everything a session with a lent GPU should run, in ONE call (expected 3-4 minutes, at most 8):
 #   1. the GPU tests (-m gpu: tests/test_cuda_gpu.py and every backend-parametrised test's cupy case,
 #      CUDA vs the NumPy reference through the public API);
-#   2. the GPU benchmarks (benchmarks/bench_gpu.py, with the RUN_BYTES x MIN_BLOCKS sweep);
+#   2. the GPU benchmarks (benchmarks/bench_gpu.py, with the launch-settings sweep);
 #   3. a short table last: per configuration, sas_fast's time, MPix/s, % of the copy ceiling and
 #      how many times slower torch / cupyx are.
 # Usage, from anywhere:  bash benchmarks/gpu_check.sh
@@ -39,9 +39,9 @@ for config in dict.fromkeys(r["config"] for r in rows if not r["contender"].star
     print(f"{config:<20} {sas['median_ms']:>11.2f} {sas['mpix_s']:>8.0f} {sas['pct_ceiling']:>8.0f}% {kernel:>9} {ratio('torch'):>8} {ratio('cupyx'):>8}")
 print("* cupyx timed on its first images and scaled (one NVRTC compile per new output shape); warm-up ms per row in bench_gpu.log")
 sweep = [r for r in rows if r["contender"].startswith("kernel RUN")]
-for r in sweep:  # "kernel RUN_BYTES=8 MIN_BLOCKS=1"
+for r in sweep:  # "kernel RUN_BYTES=8 BLOCK_THREADS=256 MIN_BLOCKS=1"
     knobs = " ".join(r["contender"].split()[1:])
-    print(f"sweep {r['config'].split()[-1]:<8} {knobs:<26} {r['median_ms']:>7.2f} ms  {r['note']}")
+    print(f"sweep {r['config'].split()[-1]:<8} {knobs:<44} {r['median_ms']:>7.2f} ms  {r['note']}")
 EOF
 echo "gpu tests rc=$tests_rc  benchmarks rc=$bench_rc  total $(( $(date +%s) - start )) s  (logs: $out_dir)"
 [ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

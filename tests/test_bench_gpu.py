@@ -60,7 +60,7 @@ NUMPY_AS_CUPY = SimpleNamespace(
     cuda=SimpleNamespace(
         Event=_HostEvent,
         get_elapsed_time=lambda start, end: (end.at - start.at) * 1e3,
-        Device=lambda: SimpleNamespace(synchronize=lambda: None),
+        Device=lambda: SimpleNamespace(id=0, synchronize=lambda: None),
     ),
     get_default_memory_pool=lambda: SimpleNamespace(free_all_blocks=lambda: None),
 )
@@ -116,3 +116,16 @@ def test_bench_config_times_rows_on_the_host(monkeypatch):
         assert row.config == "5x48^2 uint8" and 0 < row.min_ms <= row.median_ms <= row.max_ms and row.first_call_ms > 0
         assert row.mpix_s == pytest.approx(5 * 48 * 48 / 1e6 / (row.median_ms / 1e3))
     assert "timed on 2 images, scaled to 5" in by["cupyx"].note and "scaled" not in by["torch"].note
+
+
+def test_launch_sweep_restores_the_knobs_and_labels_its_rows(host, monkeypatch):
+    """The sweep on the host kernels: one row per setting and dtype, knobs restored afterwards."""
+    monkeypatch.setattr(cuda, "augment", host.augment)
+    compiled = SimpleNamespace(num_regs=99, local_size_bytes=0)  # what CuPy reports of a kernel
+    monkeypatch.setattr(cuda, "_kernel", lambda name, device_id: compiled)
+    before = cuda.RUN_BYTES, cuda.BLOCK_THREADS, cuda.MIN_BLOCKS
+    rows = bench_gpu.sweep_launch_knobs(NUMPY_AS_CUPY, 1, n=2, size=24)
+    assert (cuda.RUN_BYTES, cuda.BLOCK_THREADS, cuda.MIN_BLOCKS) == before
+    assert len(rows) == len(bench_gpu.SWEEP) * len(bench_gpu.DTYPES)
+    assert rows[0].contender == "kernel RUN_BYTES={} BLOCK_THREADS={} MIN_BLOCKS={}".format(*bench_gpu.SWEEP[0])
+    assert all(r.median_ms > 0 and r.note.startswith("99 registers") for r in rows)

@@ -230,7 +230,7 @@ def test_backend_is_listed_and_modules_are_memoised_per_device():
     image = cp.zeros((1, 8, 8), cp.uint8)
     sas_fast.rescale_paste(image, scale=0.5, backend="cupy")
     name = cuda.name_expression("rescale_paste", np.uint8, cuda.NO_MASK_DTYPE)
-    key = (cp.cuda.Device().id, name, cuda.RUN_BYTES, cuda.MIN_BLOCKS)
+    key = (cp.cuda.Device().id, name, cuda.RUN_BYTES, cuda.BLOCK_THREADS, cuda.MIN_BLOCKS)
     module = cuda._modules[key]
     sas_fast.rescale_paste(image, scale=0.25, backend="cupy")
     assert cuda._modules[key] is module

@@ -267,7 +267,7 @@ def build_launch(
 
 
 #: Compiled kernels: one ``cupy.RawModule`` per (device, kernel instance, launch knobs).
-_modules: dict[tuple[int, str, int, int], Any] = {}
+_modules: dict[tuple[int, str, int, int, int], Any] = {}
 
 
 def check_available() -> None:
@@ -292,7 +292,7 @@ def _kernel(name: str, device_id: int) -> Any:
     """
     import cupy
 
-    key = (device_id, name, RUN_BYTES, MIN_BLOCKS)
+    key = (device_id, name, RUN_BYTES, BLOCK_THREADS, MIN_BLOCKS)
     module = _modules.get(key)
     if module is None:
         module = cupy.RawModule(code=kernel_source(), options=compile_options(), name_expressions=[name])
