@@ -19,28 +19,41 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 #: Backends that need a CUDA GPU: their parameters carry the ``gpu`` marker, so that
 #: ``pytest -m gpu`` (benchmarks/gpu_check.sh) runs every backend-parametrised test on the device.
 GPU_BACKENDS = ("cupy",)
+#: The CUDA kernels compiled for the CPU (tests/cuda_host), run as one more backend of every
+#: backend-parametrised test: the ``.cu`` file the GPU runs goes through the whole public API here.
+HOST_CUDA = "cuda-host"
 
 
 def _backend_params(names):
     return [pytest.param(name, marks=pytest.mark.gpu) if name in GPU_BACKENDS else name for name in names]
 
 
+def _usable(request, name: str) -> str:
+    """``name`` once it can run here (the host CUDA backend registered for this test), else skip."""
+    if name == HOST_CUDA:
+        from sas_fast import backends
+
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setitem(backends.BACKENDS, HOST_CUDA, ("tests.cuda_host.host_backend", "g++ (tests only)"))
+        monkeypatch.setitem(backends._loaded, HOST_CUDA, request.getfixturevalue("host"))
+        return name
+    from sas_fast.backends import BackendUnavailable, load
+
+    try:
+        load(name)
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    return name
+
+
 #: Every registered backend other than the reference; unavailable ones are skipped with the reason.
 COMPILED_BACKENDS = [name for name in BACKENDS if name != "numpy"]
 
 
-@pytest.fixture(params=_backend_params(COMPILED_BACKENDS))
+@pytest.fixture(params=[*_backend_params(COMPILED_BACKENDS), HOST_CUDA])
 def backend(request):
-    """Each compiled backend in turn (skipped, with why, where it cannot run)."""
-    name = request.param
-    if name not in sas_fast.available_backends():
-        from sas_fast.backends import BackendUnavailable, load
-
-        try:
-            load(name)
-        except BackendUnavailable as exc:
-            pytest.skip(str(exc))
-    return name
+    """Each compiled backend in turn, and the CUDA kernels on the CPU (skipped, with why, where one cannot run)."""
+    return _usable(request, request.param)
 
 
 @pytest.fixture(scope="session")
@@ -72,14 +85,8 @@ def ellipse_masks(rng, n, h, w, dtype=np.uint8, label=1):
     return np.where(workload_ellipses(rng, n, h, w) != 0, label, 0).astype(dtype)
 
 
-@pytest.fixture(params=_backend_params(BACKENDS))
+@pytest.fixture(params=[*_backend_params(BACKENDS), HOST_CUDA])
 def any_backend(request):
-    """Every registered backend, the reference included (skipped, with why, where it cannot run)."""
-    name = request.param
-    from sas_fast.backends import BackendUnavailable, load
-
-    try:
-        load(name)
-    except BackendUnavailable as exc:
-        pytest.skip(str(exc))
-    return name
+    """Every registered backend, the reference included, and the CUDA kernels on the CPU (skipped,
+    with why, where one cannot run)."""
+    return _usable(request, request.param)

@@ -37,8 +37,8 @@ struct dim3 {
 };
 
 // ---------------------------------------------------------------------------- thread indices
-// One host thread runs the whole grid (the test library is not called from several threads).
-static dim3 threadIdx, blockIdx, blockDim, gridDim;
+// Per host thread: one host thread runs a whole grid, and several may launch at once.
+static thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 // ---------------------------------------------------------------------------- intrinsics
 static inline float __uint_as_float(unsigned int u) {

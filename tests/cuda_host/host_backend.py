@@ -12,6 +12,7 @@ passing the loader's own launches (``sas_fast.backends.cuda.compute``) to that l
 from __future__ import annotations
 
 import ctypes
+from collections import deque
 import shutil
 import subprocess
 from pathlib import Path
@@ -96,7 +97,7 @@ class HostBackend:
     def __init__(self, library: ctypes.CDLL):
         self.lib = library
         self.lib.sas_host_launch.restype = ctypes.c_int
-        self.launches: list[cuda.Launch] = []  # every launch run, for tests of the launch shapes
+        self.launches: deque[cuda.Launch] = deque(maxlen=8)  # the last launches run, for tests of their shapes
 
     def run(self, launch: cuda.Launch | None) -> None:
         if launch is None:
