@@ -91,11 +91,12 @@ def test_nvrtc_compiles_every_instance_as_the_loader_asks(arch):
 
 
 def assert_every_instance_without_fma(ptx: str) -> None:
-    """The PTX holds the 36 kernel instances, 12 per kernel, and no float32 fused multiply-add."""
+    """The PTX holds the 60 kernel instances (12 dtype pairs; the noise kernels with and without
+    Poisson) and no float32 fused multiply-add."""
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(cuda.name_expressions()) == 36
-    for kernel in cuda.KERNELS.values():
-        assert sum(e.startswith(f"_Z{len(kernel)}{kernel}I") for e in entries) == 12
+    assert len(entries) == len(cuda.name_expressions()) == 60
+    for function, kernel in cuda.KERNELS.items():
+        assert sum(e.startswith(f"_Z{len(kernel)}{kernel}I") for e in entries) == (12 if function == "rescale_paste" else 24)
     # no contraction of float32 a * b + c: --fmad=false took effect
     assert not re.search(r"\b(fma|mad)(\.rn)?(\.ftz)?(\.sat)?\.f32\b", ptx)
 
@@ -328,11 +329,30 @@ def test_rescale_paste_without_mask_and_empty_outputs(host, rng):
     assert cuda.build_launch("rescale_paste", empty, None, geo, None, empty, None, np) is None
 
 
+def test_the_poisson_free_instance_runs_unless_a_sample_draws_poisson(host, rng):
+    image = random_image(rng, (N, H, W, 1), np.uint8)
+    mask = label_masks(rng, N, H, W, np.uint8)
+    for kinds, poisson in ((["speckle"] * N, False), (["gaussian", "none"] + ["speckle"] * (N - 2), False),
+                           (["speckle"] * (N - 1) + ["poisson"], True)):  # fmt: skip
+        noise = make_noise(N, image.dtype, kind=kinds, sigma=0.2, peak=30.0)
+        want, got = np.empty_like(image), np.empty_like(image)
+        reference.noise_in_mask(image, mask, noise, want)
+        host.noise_in_mask(image, mask, noise, got)
+        assert host.launches[-1].name == cuda.name_expression("noise_in_mask", np.uint8, np.uint8, poisson)
+        if poisson:  # the Poisson sample within tolerance; the others exact
+            np.testing.assert_array_equal(got[:-1], want[:-1])
+            assert np.abs(got[-1].astype(int) - want[-1]).max() <= POISSON_MISMATCH_COUNTS * 255 / 30 + 1
+        else:
+            assert_same([want], [got])
+
+
 def test_launch_names_and_arguments_follow_the_kernel_signature():
-    assert cuda.name_expression("augment", np.uint8, np.bool_) == "sas_augment<unsigned char, bool>"
-    assert len(set(cuda.name_expressions())) == 36
+    assert cuda.name_expression("augment", np.uint8, np.bool_) == "sas_augment<unsigned char, bool, false>"
+    assert len(set(cuda.name_expressions())) == 60
     assert cuda.name_expressions(np.float32, np.int32) == [
-        "sas_rescale_paste<float, int>", "sas_noise_in_mask<float, int>", "sas_augment<float, int>"
+        "sas_rescale_paste<float, int>",
+        "sas_noise_in_mask<float, int, false>", "sas_noise_in_mask<float, int, true>",
+        "sas_augment<float, int, false>", "sas_augment<float, int, true>",
     ]  # fmt: skip
     source = (cuda.SOURCE_DIR / cuda.KERNEL_FILE).read_text()
     params = re.search(r"#define SAS_KERNEL_PARAMS(.*?)\n\n", source, re.DOTALL).group(1)

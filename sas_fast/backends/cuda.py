@@ -52,15 +52,15 @@ KERNEL_FILE = "sas_kernels.cu"
 #: the kernels loop over the rest (grid-stride), so any batch size launches.
 BLOCK_THREADS = 256
 MAX_BLOCKS = 1 << 16
-#: Bytes of one-channel image each thread computes and stores per step (the kernels' RUN * sizeof(T)):
-#: 8 gives uint8 runs of 8 pixels in one 64-bit store.  A tuning knob (benchmarks/bench_gpu.py sweeps
-#: it): longer runs mean wider stores but more registers (NVRTC 13, sm_90: uint8 augment 140 registers
-#: at 8 bytes, 174 at 16, no spills at MIN_BLOCKS 1).
+#: Bytes of one-channel image each thread computes and stores per step (the kernels' RUN * sizeof(T),
+#: at least one pixel): 8 gives uint8 runs of 8 pixels in one 64-bit store.  A tuning knob
+#: (benchmarks/bench_gpu.py sweeps it): longer runs mean wider stores but more registers (NVRTC 13,
+#: sm_90, Poisson-free uint8 augment: 70 registers at 1 byte, 122 at 4, 128 at 8, no spills).
 RUN_BYTES = 8
 #: Blocks per SM the kernels are compiled to fit (``__launch_bounds__``' second argument): 1 lets
-#: ptxas use up to 255 registers a thread (uint8 augment takes 140 on sm_90: one 256-thread block
-#: per SM); 2 or 3 cap it at 128 / 80 for more warps in flight at the cost of some spills.  A tuning knob
-#: (benchmarks/bench_gpu.py sweeps it with RUN_BYTES); ptxas reports the spills it causes.
+#: ptxas use up to 255 registers a thread (uint8 augment with Poisson takes 140 on sm_90: one
+#: 256-thread block per SM); 2 or 3 cap it at 128 / 80 for more warps in flight at the cost of some
+#: spills.  A tuning knob (benchmarks/bench_gpu.py sweeps it with RUN_BYTES); ptxas reports the spills.
 MIN_BLOCKS = 1
 #: Vector stores (up to 16 bytes: a run of int32 labels) need outputs aligned to this.
 STORE_ALIGN = 16
@@ -142,19 +142,27 @@ def kernel_source() -> str:
     return (SOURCE_DIR / KERNEL_FILE).read_text()
 
 
-def name_expression(function: str, image_dtype: Any, mask_dtype: Any) -> str:
-    """The C++ name of one kernel instance, e.g. ``"sas_augment<unsigned char, bool>"``."""
-    return f"{KERNELS[function]}<{IMAGE_TYPES[np.dtype(image_dtype)]}, {MASK_TYPES[np.dtype(mask_dtype)]}>"
+def name_expression(function: str, image_dtype: Any, mask_dtype: Any, poisson: bool = False) -> str:
+    """The C++ name of one kernel instance, e.g. ``"sas_augment<unsigned char, bool, false>"``.
+
+    The noise kernels take a third template argument, ``poisson``: whether the instance can draw
+    Poisson noise (the instance without it needs far fewer registers; see sas_kernels.cu).
+    """
+    types = f"{IMAGE_TYPES[np.dtype(image_dtype)]}, {MASK_TYPES[np.dtype(mask_dtype)]}"
+    if function == "rescale_paste":
+        return f"{KERNELS[function]}<{types}>"
+    return f"{KERNELS[function]}<{types}, {str(bool(poisson)).lower()}>"
 
 
 def name_expressions(image_dtype: Any = None, mask_dtype: Any = None) -> list[str]:
-    """Kernel instances: the three of one dtype pair, or (no arguments) every instance there is."""
+    """Kernel instances: the five of one dtype pair, or (no arguments) every instance there is."""
     pairs = (
         [(image_dtype, mask_dtype)]
         if image_dtype is not None
         else [(i, m) for i in IMAGE_TYPES for m in MASK_TYPES]
     )
-    return [name_expression(f, i, m) for i, m in pairs for f in KERNELS]
+    variants = [("rescale_paste", False)] + [(f, p) for f in ("noise_in_mask", "augment") for p in (False, True)]
+    return [name_expression(f, i, m, p) for i, m in pairs for f, p in variants]
 
 
 # ----------------------------------------------------------------------------- launch arguments
@@ -257,10 +265,11 @@ def build_launch(
         np.uint32(key[0]), np.uint32(key[1]), np.float32(lo), np.float32(span), np.float32(inv),
         np.int32(clip), np.int32(aligned), np.int32(n * ho * wo >= WIDE_PIXELS),
     )  # fmt: skip
-    run = RUN_BYTES // out_image.itemsize
+    run = max(1, RUN_BYTES // out_image.itemsize)
     threads = -(-out_image.size // channels // run)
     grid = min(MAX_BLOCKS, -(-threads // BLOCK_THREADS))
-    return Launch(name_expression(function, out_image.dtype, mask_dtype), grid, BLOCK_THREADS, args)
+    poisson = noise is not None and bool(np.any(noise.kind == KINDS["poisson"]))
+    return Launch(name_expression(function, out_image.dtype, mask_dtype, poisson), grid, BLOCK_THREADS, args)
 
 
 # ----------------------------------------------------------------------------- CuPy

@@ -3,15 +3,16 @@
 // computes, pixel by pixel, in the same float32 operations (no FMA: see sas_random.cuh).
 //
 // Kernels (templates over image type T in {unsigned char, unsigned short, float} and mask type M in
-// {bool, unsigned char, unsigned short, int}; instantiated by name expression, e.g.
-// "sas_augment<unsigned char, bool>"):
+// {bool, unsigned char, unsigned short, int}, the noise kernels also over POISSON: whether the
+// instance can draw Poisson noise; instantiated by name expression, e.g.
+// "sas_augment<unsigned char, bool, false>"):
 //   sas_rescale_paste  geometry only (out_mask may be null when there is no mask)
 //   sas_noise_in_mask  out = image with noise on the selected pixels
 //   sas_augment        geometry, then noise on the selected pixels of the *output* mask
 // all with the parameter list SAS_KERNEL_PARAMS below (sas_fast/backends/cuda.py builds it).
 //
 // Work split: the batch's N*Ho*Wo canvas pixels are one flat range (64-bit indices); each thread
-// takes runs of RUN = SAS_RUN_BYTES / sizeof(T) consecutive pixels (grid-stride loop), so a
+// takes runs of RUN = max(1, SAS_RUN_BYTES / sizeof(T)) consecutive pixels (grid-stride loop), so a
 // one-channel image run is one wide store (uint8: 8 pixels, one 64-bit store with the default 8
 // bytes) and a warp writes contiguous memory.  Per-sample parameters come from a
 // small device array of SampleParams; sizes, strides, key and normalisation are kernel arguments.
@@ -128,12 +129,15 @@ __device__ __forceinline__ bool selected(i32 label, const i32* labels, i32 n_lab
 
 // The noisy value of one channel v (SPEC §3): normalise, draw, clip, map back.  Not inlined: it
 // runs only for selected pixels, and a call keeps Philox and PTRS out of the unrolled pixel loop.
-template <typename T>
+// POISSON: the instance can draw Poisson counts.  The Poisson sampler (float64, PTRS) sets the
+// whole kernel's register count (ptxas, sm_90: 106 registers a thread at one pixel per thread, 48-70
+// without it), so batches without Poisson samples run the instance without it (the loader picks).
+template <typename T, bool POISSON>
 __device__ __noinline__ T add_noise(T v, i32 kind, float sigma, float peak, u32 sid, u32 p, u32 c, u32 k0, u32 k1,
                                     float lo, float span, float inv, i32 clip) {
     const float x = ((float)v - lo) * inv;
     float y;
-    if (kind == SAS_KIND_POISSON) {
+    if (POISSON && kind == SAS_KIND_POISSON) {
         const i64 k = poisson((double)(x * peak), p, sid, c, k0, k1);
         y = (float)k / peak;
     } else {
@@ -271,10 +275,11 @@ __device__ __forceinline__ void store_run(E* dst, const E (&v)[RUN], i64 valid, 
 //      labels into labels[], and a bit per pixel that needs noise; the mask run is stored;
 //   2. noise, pixel by pixel, only where the bit is set (few pixels: little is live across calls);
 //   3. the one-channel image run is stored.
-template <int MODE, typename T, typename M>
+template <int MODE, typename T, typename M, bool POISSON>
 __device__ __forceinline__ void run(const Batch<T, M>& b) {
-    constexpr int RUN = SAS_RUN_BYTES / (int)sizeof(T);  // pixels per thread and step
-    static_assert(RUN >= 1 && RUN <= 32, "SAS_RUN_BYTES / sizeof(T) must be 1..32");
+    // pixels per thread and step: SAS_RUN_BYTES of image, at least one pixel
+    constexpr int RUN = SAS_RUN_BYTES < (int)sizeof(T) ? 1 : SAS_RUN_BYTES / (int)sizeof(T);
+    static_assert(RUN >= 1 && RUN <= 32, "SAS_RUN_BYTES / sizeof(T) must be at most 32");
     const i64 per_sample = (i64)b.ho * b.wo;
     const i64 total = b.n * per_sample;
     const i64 step = (i64)gridDim.x * blockDim.x * RUN;
@@ -316,7 +321,7 @@ __device__ __forceinline__ void run(const Batch<T, M>& b) {
                 const DivMod at = divmod(q0 + k, per_sample, b.wide);
                 const u32 p = (u32)at.rem;  // y * Wo + x: SPEC §4 counter word 0 (wraps like the reference)
                 const SampleParams& s = b.params[at.quot];
-#define SAS_NOISY(V, C) add_noise<T>(V, s.kind, s.sigma, s.peak, s.sid, p, C, b.key0, b.key1, b.lo, b.span, b.inv, b.clip)
+#define SAS_NOISY(V, C) add_noise<T, POISSON>(V, s.kind, s.sigma, s.peak, s.sid, p, C, b.key0, b.key1, b.lo, b.span, b.inv, b.clip)
                 if (b.ch == 1) {
                     vals[k] = SAS_NOISY(vals[k], 0u);
                 } else {
@@ -341,22 +346,22 @@ __device__ __forceinline__ void run(const Batch<T, M>& b) {
         sas::i32 wo, sas::i32 ch, sas::u32 key0, sas::u32 key1, float lo, float span, float inv,               \
         sas::i32 clip, sas::i32 aligned, sas::i32 wide
 
-#define SAS_RUN(MODE)                                                                                         \
-    sas::run<MODE, T, M>(sas::Batch<T, M>{img, img_sn, img_sy, img_sx, img_sc, msk, msk_sn, msk_sy, msk_sx,   \
+#define SAS_RUN(MODE, POISSON)                                                                                \
+    sas::run<MODE, T, M, POISSON>(sas::Batch<T, M>{img, img_sn, img_sy, img_sx, img_sc, msk, msk_sn, msk_sy, msk_sx,   \
                                           out, out_mask, params, fill, labels, n_labels, mask_fill, n, ho, wo, \
                                           ch, key0, key1, lo, span, inv, clip, aligned, wide})
 
 template <typename T, typename M>
 __global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_rescale_paste(SAS_KERNEL_PARAMS) {
-    SAS_RUN(sas::GEOMETRY);
+    SAS_RUN(sas::GEOMETRY, false);
 }
 
-template <typename T, typename M>
+template <typename T, typename M, bool POISSON>
 __global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_noise_in_mask(SAS_KERNEL_PARAMS) {
-    SAS_RUN(sas::NOISE);
+    SAS_RUN(sas::NOISE, POISSON);
 }
 
-template <typename T, typename M>
+template <typename T, typename M, bool POISSON>
 __global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_augment(SAS_KERNEL_PARAMS) {
-    SAS_RUN(sas::FUSED);
+    SAS_RUN(sas::FUSED, POISSON);
 }
