@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-import sas_fast
 from benchmarks.workloads import ellipse_masks as workload_ellipses
 from sas_fast.backends import BACKENDS
 
@@ -30,18 +29,16 @@ def _backend_params(names):
 
 def _usable(request, name: str) -> str:
     """``name`` once it can run here (the host CUDA backend registered for this test), else skip."""
-    if name == HOST_CUDA:
-        from sas_fast import backends
+    from sas_fast import backends
 
+    if name == HOST_CUDA:
         monkeypatch = request.getfixturevalue("monkeypatch")
         monkeypatch.setitem(backends.BACKENDS, HOST_CUDA, ("tests.cuda_host.host_backend", "g++ (tests only)"))
         monkeypatch.setitem(backends._loaded, HOST_CUDA, request.getfixturevalue("host"))
         return name
-    from sas_fast.backends import BackendUnavailable, load
-
     try:
-        load(name)
-    except BackendUnavailable as exc:
+        backends.load(name)
+    except backends.BackendUnavailable as exc:
         pytest.skip(str(exc))
     return name
 
