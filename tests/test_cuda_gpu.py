@@ -199,7 +199,7 @@ def test_out_buffers_strided_or_on_the_other_device_receive_the_results(rng):
         "cupy, strided": ("cupy", cp.zeros((N, H, 2 * W), cp.uint8)[:, :, ::2], cp.zeros((N, H + 1, W), cp.uint8)[:, 1:]),
         # host buffers for the GPU backend and device buffers for a CPU backend: api._finish copies
         "cupy, host out": ("cupy", np.zeros((N, H, 2 * W), np.uint8)[:, :, ::2], np.zeros((N, H, W), np.uint8)),
-        "numba, device out": ("numba", cp.zeros((N, H, W), cp.uint8), cp.zeros((N, H, 2 * W), cp.uint8)[:, :, ::2]),
+        "numpy, device out": ("numpy", cp.zeros((N, H, W), cp.uint8), cp.zeros((N, H, 2 * W), cp.uint8)[:, :, ::2]),
     }
     for name, (backend, *out) in outs.items():
         got = sas_fast.rescale_paste(image, mask, scale=0.6, backend=backend, out=tuple(out))
