@@ -46,6 +46,7 @@ class _Batch:
     mask: Any  # (N, H, W) or None
     layout: str  # "HW", "HWC", "NHW" or "NHWC": the caller's image layout
     like: Any  # the caller's image, whose array type the results take
+    sources: tuple[Any, Any]  # the caller's image and mask, as given (an out= buffer must not overlap them)
 
 
 def _xp(impl: ModuleType) -> ModuleType:
@@ -123,7 +124,7 @@ def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool) -> _Ba
         where = _first_non_finite(xp, img4)
         if where is not None:
             raise ValueError(f"image: NaN or inf pixel at (n, y, x, c) = {where}; float32 images must be finite")
-    return _Batch(impl=impl, xp=xp, image=img4, mask=msk3, layout=layout, like=image)
+    return _Batch(impl=impl, xp=xp, image=img4, mask=msk3, layout=layout, like=image, sources=(image, mask))
 
 
 def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Any:
@@ -138,14 +139,28 @@ def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: n
         raise ValueError(f"{name}: expected shape {want} and dtype {dtype}, got shape {buf.shape} and dtype {buf.dtype}")
     if not getattr(buf.flags, "writeable", True):  # CuPy arrays have no such flag: always writeable
         raise ValueError(f"{name}: the buffer is read-only")
+    if any(_overlaps(buf, source) for source in batch.sources if source is not None):
+        raise ValueError(f"{name}: the buffer overlaps an input array; pass a separate buffer")
     if device_of(out) != batch.impl.DEVICE:
         # a host buffer for a GPU backend or the reverse: compute on the backend's device, and
         # _finish copies the result into the caller's buffer
         return _output(batch, None, name, shape, dtype)
-    inputs = [a for a in (batch.image, batch.mask) if a is not None]
-    if batch.xp is np and any(np.shares_memory(buf, a) for a in inputs):
-        raise ValueError(f"{name}: the buffer overlaps an input array; pass a separate buffer")
     return buf.reshape(shape)
+
+
+def _overlaps(buf: Any, source: Any) -> bool:
+    """Whether the caller's ``out`` memory ``buf`` (in its own array module) overlaps the caller's
+    input ``source``: exactly on the host; by address range on the GPU (``cupy.may_share_memory``:
+    an exact check there costs a device array of every element's address)."""
+    device = device_of(buf)
+    if device_of(source) != device:
+        return False
+    other = to_backend(source, device)
+    if device == "cpu":
+        return bool(np.shares_memory(buf, other))
+    import cupy
+
+    return bool(cupy.may_share_memory(buf, other))
 
 
 def _available_host_memory() -> int | None:

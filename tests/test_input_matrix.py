@@ -151,3 +151,15 @@ def test_reference_results_are_meaningful():
     np.testing.assert_array_equal(out, IMG)
     out, _ = sas_fast.rescale_paste(IMG[:0], MSK[:0], scale=0.5, backend="numpy")
     assert out.shape == (0, 21, 34)
+
+
+def test_out_overlapping_any_of_the_callers_inputs_is_refused(any_backend):
+    """The mask as out_mask, a torch view of the image as out: both share the caller's memory."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: tensor aliasing not checked")
+    image, mask = IMG.copy(), MSK.copy()
+    with pytest.raises(ValueError, match="out: the buffer overlaps"):
+        sas_fast.rescale_paste(image, mask, scale=0.5, backend=any_backend, out=(np.empty_like(image), mask))
+    with pytest.raises(ValueError, match="out: the buffer overlaps"):
+        sas_fast.noise_in_mask(image, mask, backend=any_backend, out=torch.from_numpy(image))
+    np.testing.assert_array_equal(image, IMG)
+    np.testing.assert_array_equal(mask, MSK)
