@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import to_backend
 from .backends.reference import nearest_taps
 from .philox import seed_to_key, uniform_from_word
 from .plan import KINDS, SLOT_GEOMETRY, SLOT_NOISE, param_words, random_int
@@ -124,18 +125,21 @@ class SASConfig:
         n = int(n)
         if n < 0:
             raise ValueError(f"n: expected a count >= 0, got {n}")
+        reads_labels = self.source == "roi" or self.min_object_pixels is not None
         if masks is not None:
-            masks = np.asarray(masks)
-            if masks.ndim == 2:
-                masks = masks[None]
-            if masks.ndim != 3 or masks.shape[0] != n:
-                raise ValueError(f"masks: expected shape ({n}, H, W), got {masks.shape}")
-            height, width = masks.shape[1:]
+            dims = tuple(masks.shape) if hasattr(masks, "shape") else np.shape(masks)
+            dims = (1, *dims) if len(dims) == 2 else dims
+            if len(dims) != 3 or dims[0] != n:
+                raise ValueError(f"masks: expected shape ({n}, H, W), got {dims}")
+            height, width = (int(v) for v in dims[1:])
+            # Only the ROI and min_object_pixels policies read labels; otherwise the shape is enough
+            # (CuPy masks or CUDA tensors are then not copied to the host).
+            masks = np.asarray(to_backend(masks, "cpu")).reshape(dims) if reads_labels else None
         elif shape is not None:
             height, width = (int(v) for v in shape)
         else:
             raise ValueError("shape: give masks=(n, H, W) or shape=(H, W) so placement knows the canvas")
-        if masks is None and (self.source == "roi" or self.min_object_pixels is not None):
+        if masks is None and reads_labels:
             raise ValueError("masks: source='roi' and min_object_pixels need the masks")
 
         sids = _sample_ids(sample_ids, n)
@@ -148,7 +152,7 @@ class SASConfig:
         full = np.array([0, 0, height, width], dtype=np.int64)
         crop = np.tile(full, (n, 1))
         selected = None  # the structure's pixels: only the ROI and min_object_pixels policies look at them
-        if self.source == "roi" or self.min_object_pixels is not None:
+        if reads_labels:
             selected = masks != 0 if self.labels is None else np.isin(masks, self.labels)
         if self.source == "roi":
             for i in np.flatnonzero(rescaled):

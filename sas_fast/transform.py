@@ -59,11 +59,8 @@ class SAS:
     def params(self, masks: Any, sample_ids: Any) -> SASParams:
         """The parameters that samples ``sample_ids`` with label masks ``masks`` ``(N, H, W)`` get."""
         ids = np.atleast_1d(np.asarray(sample_ids))
-        shape = tuple(masks.shape[-2:])
-        if self.config.source == "roi" or self.config.min_object_pixels is not None:
-            host = to_backend(masks, "cpu")  # these policies look at the labels, on the host
-            return self.config.sample(len(ids), seed=self.seed, sample_ids=ids, masks=host.reshape((-1, *shape)))
-        return self.config.sample(len(ids), seed=self.seed, sample_ids=ids, shape=shape)
+        # masks of any array type: SASConfig.sample copies them to the host only if its policy reads labels
+        return self.config.sample(len(ids), seed=self.seed, sample_ids=ids, masks=masks.reshape((-1, *masks.shape[-2:])))
 
     def __call__(self, *, image: Any, mask: Any, sample_id: int, return_params: bool = False) -> dict[str, Any]:
         """Augment one sample: ``image`` ``(H, W)`` or ``(H, W, C)``, ``mask`` ``(H, W)`` labels.

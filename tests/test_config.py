@@ -88,6 +88,18 @@ def test_roi_source_shrinks_the_structure(rng):
         assert p.crop[i].tolist() == [ys.min(), xs.min(), ys.max() - ys.min() + 1, xs.max() - xs.min() + 1]
 
 
+@pytest.mark.parametrize("policy", [{}, {"source": "roi", "min_object_pixels": 30}], ids=["shape-only", "reads-labels"])
+def test_masks_of_any_array_type_sample_alike(rng, policy):
+    torch = pytest.importorskip("torch", reason="torch is not installed: tensor masks not checked")
+    masks = ellipse_masks(rng, 4, 40, 52)
+    config = SASConfig(**policy)
+    want = config.sample(4, seed=9, masks=masks)
+    for other in (torch.from_numpy(masks), masks.tolist(), masks[0]):
+        n = 1 if np.ndim(other) == 2 else 4
+        got = config.sample(n, seed=9, masks=other)
+        assert got.to_dict() == want[:n].to_dict()
+
+
 def test_json_round_trip_replays_exactly(rng):
     masks = ellipse_masks(rng, 5, 40, 40)
     images = random_image(rng, (5, 40, 40), np.uint16)
