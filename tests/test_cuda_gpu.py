@@ -207,6 +207,20 @@ def test_out_buffers_strided_or_on_the_other_device_receive_the_results(rng):
         assert_same(want, [_host(o) for o in out])
 
 
+def test_per_sample_parameters_may_be_device_arrays(rng):
+    image = random_image(rng, (N, H, W), np.uint8)
+    mask = label_masks(rng, N, H, W, np.uint8)
+    scale, ids, labels = np.linspace(0.3, 0.9, N), np.arange(N) + 7, np.array([1, 3])
+    want = sas_fast.rescale_paste(image, mask, scale=scale, offset="random", seed=5, sample_ids=ids, backend="numpy")
+    got = sas_fast.rescale_paste(
+        cp.asarray(image), cp.asarray(mask), scale=cp.asarray(scale), offset="random", seed=5, sample_ids=cp.asarray(ids)
+    )
+    assert_same(want, [_host(g) for g in got])
+    want = sas_fast.noise_in_mask(image, mask, labels=labels, sigma=np.full(N, 0.2), seed=5, backend="numpy")
+    got = sas_fast.noise_in_mask(cp.asarray(image), cp.asarray(mask), labels=cp.asarray(labels), sigma=cp.full(N, 0.2), seed=5)
+    assert_same([want], [_host(got)])
+
+
 def test_torch_cuda_tensors_in_and_out(rng):
     torch = pytest.importorskip("torch", reason="torch is not installed: CUDA tensor interop not exercised")
     if not torch.cuda.is_available():
