@@ -297,7 +297,7 @@ def _kernel(name: str, device_id: int) -> Any:
     """The kernel instance ``name`` (a name expression), compiled on first use per device.
 
     One instance per module: a first call compiles only the kernel it runs (about a second of
-    NVRTC + ptxas), not its dtype pair's three.
+    NVRTC + ptxas), not every kernel of its dtype pair.
     """
     import cupy
 
