@@ -232,8 +232,8 @@ def build_launch(
     (``cupy``; ``numpy`` in the CPU tests); ``None`` when the output is empty.
 
     ``image`` ``(N, H, W, C)`` and ``mask`` ``(N, H, W)`` may be strided views; outputs must be
-    C-contiguous (:func:`compute` sees to it).  The packed plans are copied with ``xp.asarray`` (CuPy: asynchronous, on the
-    current stream).
+    C-contiguous (:func:`compute` sees to it).  The packed plans are copied with ``xp.asarray``
+    (CuPy: asynchronous, on the current stream).
     """
     n, ho, wo, channels = out_image.shape
     if out_image.size == 0:
