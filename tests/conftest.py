@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from benchmarks.workloads import ellipse_masks as workload_ellipses
-from sas_fast.backends import BACKENDS
+if os.environ.get("SAS_FAST_CUPY_STANDIN"):  # the GPU tests on the CPU: tests/cuda_host/cupy_standin.py
+    from tests.cuda_host import cupy_standin
+
+    cupy_standin.install()
+
+from benchmarks.workloads import ellipse_masks as workload_ellipses  # noqa: E402
+from sas_fast.backends import BACKENDS  # noqa: E402
 
 # Differential fuzzing (hypothesis, reference vs each backend): a bounded profile for CI, a long
 # one for local runs: HYPOTHESIS_PROFILE=long python3 -m pytest -k property  (50x the examples).
