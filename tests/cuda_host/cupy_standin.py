@@ -12,7 +12,7 @@
 
 So everything sas_fast does around a GPU launch (dispatch, array conversions, out= buffers across
 devices, launch arguments, per-kernel module memoisation) runs in CI against the real kernel
-source.  What it cannot show: real CuPy's API, NVRTC on a device, the GPU's arithmetic and timing.
+source, and so does benchmarks/bench_gpu.py (tests/test_bench_gpu.py; events time on the host).  What it cannot show: real CuPy's API, NVRTC on a device, the GPU's arithmetic and timing.
 Only the calls sas_fast and its GPU tests make are provided; anything else raises AttributeError.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,14 @@ def _creator(function):
 empty, zeros, full, arange = (_creator(f) for f in (np.empty, np.zeros, np.full, np.arange))
 uint8, uint16, int32, float32 = np.uint8, np.uint16, np.int32, np.float32
 isfinite, argwhere, may_share_memory = np.isfinite, np.argwhere, np.may_share_memory
+clip, where, rint, copyto = np.clip, np.where, np.rint, np.copyto
+
+_generator = np.random.default_rng(20261127)
+random = types.SimpleNamespace(
+    randint=lambda low, high, size, dtype=int: _device(_generator.integers(low, high, size=size, dtype=dtype)),
+    random=lambda size, dtype=float: _device(_generator.random(size, dtype=dtype)),
+    standard_normal=lambda size, dtype=float: _device(_generator.standard_normal(size, dtype=dtype)),
+)
 
 
 class Device:
@@ -96,6 +105,21 @@ class Stream(Device):
 
     def __init__(self, non_blocking: bool = False):
         pass
+
+
+class Event:
+    """``cupy.cuda.Event`` on the host clock (kernels run when launched)."""
+
+    def record(self) -> None:
+        self.at = time.perf_counter()
+
+    def synchronize(self) -> None:
+        pass
+
+
+def get_elapsed_time(start: Event, end: Event) -> float:
+    """Milliseconds between two recorded events."""
+    return (end.at - start.at) * 1e3
 
 
 class _Pool:
@@ -144,6 +168,8 @@ def _host():
 cuda = types.SimpleNamespace(
     Device=lambda device_id=0: Device(),
     Stream=Stream,
+    Event=Event,
+    get_elapsed_time=get_elapsed_time,
     runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
 )
 
