@@ -385,9 +385,23 @@ def print_table(rows: list[Row], card: str) -> None:
         )
 
 
+def _configs(text: str) -> list[tuple[int, int]]:
+    """``"256x512,64x1024"`` -> ``[(256, 512), (64, 1024)]`` (batch, side)."""
+    try:
+        pairs = [tuple(int(v) for v in item.split("x")) for item in text.split(",") if item]
+    except ValueError:
+        pairs = []
+    if not pairs or any(len(p) != 2 or min(p) < 1 for p in pairs):
+        raise argparse.ArgumentTypeError(f"expected batch x side pairs like 256x512,64x1024, got {text!r}")
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only 256 x 512^2 (both dtypes)")
+    parser.add_argument(
+        "--configs", type=_configs, help="batch x side pairs instead of the defaults, e.g. 256x512,64x1024"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sweep", action="store_true", help="also time the kernel at each launch setting of SWEEP")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset")
@@ -406,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     contenders = [c for c in args.contenders.split(",") if c]
     rows: list[Row] = []
     all_exact = True
-    for n, size in QUICK_CONFIGS if args.quick else CONFIGS:
+    for n, size in args.configs or (QUICK_CONFIGS if args.quick else CONFIGS):
         for dtype in DTYPES:
             config_rows, exact = bench_config(cp, n, size, dtype, args.repeats, contenders)
             all_exact &= exact

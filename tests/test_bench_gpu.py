@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +110,26 @@ def test_launch_sweep_restores_the_knobs_and_labels_its_rows(cp, monkeypatch):
     assert rows[0].contender == "kernel RUN_BYTES={} BLOCK_THREADS={} MIN_BLOCKS={}".format(*bench_gpu.SWEEP[0])
     assert all(r.median_ms > 0 and r.note.startswith("99 registers") for r in rows)
 
+
+
+def test_main_writes_the_json_that_gpu_check_summarises(cp, tmp_path, capsys):
+    """``bench_gpu.main`` end to end on a small configuration, then the summary of
+    benchmarks/gpu_check.sh (its embedded Python) read from the JSON the benchmark wrote."""
+    path = tmp_path / "bench_gpu.json"
+    assert bench_gpu.main(["--configs", "4x40", "--repeats", "1", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["exact"] and {r["config"] for r in data["rows"]} == {"4x40^2 uint8", "4x40^2 float32"}
+    assert "GPU: CuPy stand-in (CPU)" in capsys.readouterr().out
+    script = (Path(bench_gpu.__file__).parent / "gpu_check.sh").read_text()
+    summary = script.split("<<'EOF'", 1)[1].split("\nEOF\n", 1)[0].split("\n", 1)[1]
+    done = subprocess.run([sys.executable, "-", str(path)], input=summary, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "== summary on CuPy stand-in (CPU) (sas_fast == reference: True) ==" in lines
+    assert sum(line.startswith("4x40^2 ") for line in lines) == 2
+
+
+def test_configs_option_names_bad_input():
+    with pytest.raises(SystemExit):
+        bench_gpu.main(["--configs", "256by512"])
+    assert bench_gpu._configs("256x512,64x1024") == [(256, 512), (64, 1024)]

@@ -170,7 +170,9 @@ cuda = types.SimpleNamespace(
     Stream=Stream,
     Event=Event,
     get_elapsed_time=get_elapsed_time,
-    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+    runtime=types.SimpleNamespace(
+        getDeviceCount=lambda: 1, getDeviceProperties=lambda device_id: {"name": b"CuPy stand-in (CPU)"}
+    ),
 )
 
 
