@@ -37,8 +37,9 @@ def cp(monkeypatch):
     if host_backend.compiler() is None:
         pytest.skip("g++ is not installed: the stand-in has no kernels to run")
     monkeypatch.setitem(sys.modules, "cupy", cupy_standin)
-    monkeypatch.delitem(backends._failed, "cupy", raising=False)
-    monkeypatch.delitem(backends._loaded, "cupy", raising=False)
+    # fresh registry caches for the test: what it loads through the stand-in must not outlive it
+    for cache in ("_loaded", "_failed"):
+        monkeypatch.setattr(backends, cache, {k: v for k, v in getattr(backends, cache).items() if k != "cupy"})
     monkeypatch.setattr(cuda, "_modules", {})
     monkeypatch.setitem(bench_gpu.CONTENDERS, "cupyx", dataclasses.replace(
         bench_gpu.CONTENDERS["cupyx"], build=functools.partial(bench_gpu.cupyx_pipeline, ndimage=scipy_ndimage)
