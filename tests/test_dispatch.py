@@ -40,6 +40,10 @@ def test_missing_cupy_is_a_loud_error_naming_the_extra(monkeypatch):
     monkeypatch.setattr(backends, "_loaded", {k: v for k, v in backends._loaded.items() if k != "cupy"})
     monkeypatch.setattr(backends, "_failed", {})
     monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    if hasattr(backends, "cuda"):
+        # the re-import below rebinds the package attribute too: restore it with the sys.modules
+        # entry, or later tests would patch one module object while the code uses another
+        monkeypatch.setattr(backends, "cuda", backends.cuda)
     monkeypatch.delitem(sys.modules, "sas_fast.backends.cuda", raising=False)
     with pytest.raises(sas_fast.BackendUnavailable, match=r"sas_fast\[cuda12\]"):
         sas_fast.noise_in_mask(np.zeros((4, 4), np.uint8), np.ones((4, 4), bool), backend="cupy")
