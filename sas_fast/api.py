@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import backends
-from .arrays import array_kind, copy_into, device_of, from_backend, to_backend
+from .arrays import array_kind, copy_into, device_of, from_backend, native, to_backend
 from .plan import IMAGE_DTYPES, MASK_DTYPES, GeometryPlan, NoisePlan, make_geometry, make_noise
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: n
         if batch.xp is np:
             _check_host_memory(name, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
         return batch.xp.empty(shape, dtype=dtype)
-    buf = to_backend(out, device_of(out))  # the caller's memory itself, in its own array module
+    buf = native(out)  # the caller's memory itself
     want = _layout_shape(batch.layout, shape) if len(shape) == 4 else _mask_layout_shape(batch.layout, shape)
     if buf.shape != want or buf.dtype != dtype:
         raise ValueError(f"{name}: expected shape {want} and dtype {dtype}, got shape {buf.shape} and dtype {buf.dtype}")
@@ -155,12 +155,11 @@ def _overlaps(buf: Any, source: Any) -> bool:
     device = device_of(buf)
     if device_of(source) != device:
         return False
-    other = to_backend(source, device)
     if device == "cpu":
-        return bool(np.shares_memory(buf, other))
+        return bool(np.shares_memory(buf, native(source)))
     import cupy
 
-    return bool(cupy.may_share_memory(buf, other))
+    return bool(cupy.may_share_memory(buf, native(source)))
 
 
 def _available_host_memory() -> int | None:

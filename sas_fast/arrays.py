@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["array_kind", "copy_into", "device_of", "from_backend", "to_backend"]
+__all__ = ["array_kind", "copy_into", "device_of", "from_backend", "native", "to_backend", "to_host"]
 
 
 def _is_torch(x: Any) -> bool:
@@ -36,10 +36,19 @@ def device_of(x: Any) -> str:
     return "cuda" if array_kind(x) in ("cuda", "torch-cuda") else "cpu"
 
 
+def native(x: Any) -> Any:
+    """``x``'s own memory as the array type of its device (NumPy or CuPy), zero-copy for arrays."""
+    return to_backend(x, device_of(x))
+
+
+def to_host(x: Any) -> np.ndarray:
+    """``x`` as a NumPy array (CuPy arrays and tensors on any device are copied to the host)."""
+    return np.asarray(to_backend(x, "cpu"))
+
+
 def copy_into(dst: Any, src: Any) -> None:
     """Write ``src`` (NumPy or CuPy, of ``dst``'s shape) into the caller's buffer ``dst``, across devices."""
-    device = device_of(dst)
-    to_backend(dst, device)[...] = to_backend(src, device)
+    native(dst)[...] = to_backend(src, device_of(dst))
 
 
 def to_backend(x: Any, device: str) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import to_backend
+from .arrays import to_host
 from .backends.reference import nearest_taps
 from .philox import seed_to_key, uniform_from_word
 from .plan import KINDS, SLOT_GEOMETRY, SLOT_NOISE, param_words, random_int
@@ -134,7 +134,7 @@ class SASConfig:
             height, width = (int(v) for v in dims[1:])
             # Only the ROI and min_object_pixels policies read labels; otherwise the shape is enough
             # (CuPy masks or CUDA tensors are then not copied to the host).
-            masks = np.asarray(to_backend(masks, "cpu")).reshape(dims) if reads_labels else None
+            masks = to_host(masks).reshape(dims) if reads_labels else None
         elif shape is not None:
             height, width = (int(v) for v in shape)
         else:

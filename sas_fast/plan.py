@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import to_backend
+from .arrays import to_host
 from .philox import PARAM_TAG, philox4x32_10, seed_to_key
 
 __all__ = [
@@ -98,14 +98,9 @@ class NoisePlan:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _host(value: Any) -> np.ndarray:
-    """A parameter value as a NumPy array: CuPy arrays and tensors on any device are copied to the host."""
-    return np.asarray(to_backend(value, "cpu"))
-
-
 def _per_sample(name: str, value: Any, n: int, width: int | None, dtype: type) -> np.ndarray:
     """Broadcast a scalar / tuple / per-sample array to ``(n,)`` or ``(n, width)``."""
-    arr = _host(value)
+    arr = to_host(value)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name}: expected numbers, got {value!r}")
     want = (n,) if width is None else (n, width)
@@ -147,7 +142,7 @@ def sample_ids(value: Any, n: int) -> np.ndarray:
         if n > 1 << 32:
             raise ValueError(f"sample_ids: a batch of {n} needs explicit ids below 2**32")
         return np.arange(n, dtype=np.uint32)
-    arr = _check_integral("sample_ids", _host(value).astype(np.float64).reshape(-1))
+    arr = _check_integral("sample_ids", to_host(value).astype(np.float64).reshape(-1))
     if arr.shape != (n,):
         raise ValueError(f"sample_ids: expected {n} ids (one per sample), got {arr.size}")
     if arr.size and (arr.min() < 0 or arr.max() >= 1 << 32):
@@ -236,7 +231,7 @@ def make_geometry(
 
 
 def _fill(name: str, value: Any, channels: int, dtype: np.dtype) -> np.ndarray:
-    arr = _host(value).astype(np.float64).reshape(-1)
+    arr = to_host(value).astype(np.float64).reshape(-1)
     if arr.size not in (1, channels):
         raise ValueError(f"{name}: expected a scalar or {channels} per-channel values, got {arr.size}")
     if dtype == np.bool_:
@@ -284,7 +279,7 @@ def make_noise(
     if not np.all(np.isfinite(peak_arr)) or (peak_arr <= 0).any():
         raise ValueError(f"peak: expected finite values > 0, got {peak_arr[~(np.isfinite(peak_arr) & (peak_arr > 0))][0]}")
     if labels is not None:
-        label_arr = np.unique(_check_integral("labels", _host(labels).astype(np.float64).reshape(-1)))
+        label_arr = np.unique(_check_integral("labels", to_host(labels).astype(np.float64).reshape(-1)))
     else:
         label_arr = None
     if value_range is not None and dtype != np.float32:

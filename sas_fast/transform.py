@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .api import augment
-from .arrays import to_backend
+from .arrays import to_host
 from .config import SASConfig, SASParams
 from .philox import seed_to_key
 
@@ -83,7 +83,7 @@ class SAS:
         CUDA torch batches are accepted and returned in kind.
         """
         n = int(images.shape[0])
-        ids = np.arange(n) if sample_ids is None else np.asarray(to_backend(sample_ids, "cpu")).reshape(-1)
+        ids = np.arange(n) if sample_ids is None else to_host(sample_ids).reshape(-1)
         if len(ids) != n:
             raise ValueError(f"sample_ids: expected {n} ids (one per sample), got {len(ids)}")
         return self._apply(images, masks, self.params(masks, ids), return_params)
