@@ -59,13 +59,13 @@ def backend(request):
 
 
 @pytest.fixture(scope="session")
-def host(tmp_path_factory):
-    """The CUDA kernels compiled as a host library (``tests/cuda_host``), once per test session."""
+def host():
+    """The CUDA kernels compiled as a host library (``tests/cuda_host``), once per test process."""
     from tests.cuda_host import host_backend
 
     if host_backend.compiler() is None:
         pytest.skip("g++ is not installed: the CUDA kernels cannot be run on the CPU")
-    return host_backend.HostBackend(host_backend.build(tmp_path_factory.mktemp("cuda_host")))
+    return host_backend.shared()
 
 
 @pytest.fixture

@@ -19,10 +19,8 @@ Only the calls sas_fast and its GPU tests make are provided; anything else raise
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 import types
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -153,16 +151,11 @@ class RawModule:
         return kernel
 
 
-_library: list[Any] = []
-
-
 def _host():
-    """The kernels compiled for the CPU, built once per process."""
-    if not _library:
-        from tests.cuda_host import host_backend
+    """The kernels compiled for the CPU (one build per process, shared with the ``host`` fixture)."""
+    from tests.cuda_host import host_backend
 
-        _library.append(host_backend.HostBackend(host_backend.build(Path(tempfile.mkdtemp(prefix="sas_standin_")))))
-    return _library[0]
+    return host_backend.shared()
 
 
 cuda = types.SimpleNamespace(

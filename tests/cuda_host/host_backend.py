@@ -11,10 +11,13 @@ passing the loader's own launches (``sas_fast.backends.cuda.compute``) to that l
 
 from __future__ import annotations
 
+import atexit
 import ctypes
-from collections import deque
+import functools
 import shutil
 import subprocess
+import tempfile
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +155,12 @@ class HostBackend:
             ctypes.c_uint32(int(key[1])), _ptr(out), ctypes.c_long(lam.size),
         )  # fmt: skip
         return out
+
+
+@functools.cache
+def shared() -> HostBackend:
+    """The kernels compiled for the CPU once per process (a temporary folder, removed at exit):
+    the ``host`` test fixture and the CuPy stand-in both run this one build."""
+    directory = Path(tempfile.mkdtemp(prefix="sas_cuda_host_"))
+    atexit.register(shutil.rmtree, directory, True)
+    return HostBackend(build(directory))
