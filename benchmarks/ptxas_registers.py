@@ -28,8 +28,7 @@ COLUMNS = [
 
 def registers(path: str, arch: str, names: list[str]) -> dict[str, tuple[int, int]]:
     """``{name expression: (registers, spill store bytes)}`` from ptxas' report."""
-    options = [*cuda.compile_options(), f"-arch={arch}", "-ftz=true", "--ptxas-options=-v"]
-    _, lowered, log = nvrtc.compile_program(path, cuda.kernel_source(), cuda.KERNEL_FILE, options, names)
+    _, lowered, log = nvrtc.compile_kernels(path, f"-arch={arch}", names)
     by_entry = {entry: name for name, entry in lowered.items()}
     pattern = rf"Compiling entry function '(\w+)' for '{arch}'\n.*?Function properties for \1\n.*?(\d+) bytes spill stores.*?Used (\d+) registers"
     return {by_entry[m[1]]: (int(m[3]), int(m[2])) for m in re.finditer(pattern, log, re.S)}

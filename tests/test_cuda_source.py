@@ -77,8 +77,7 @@ def test_nvrtc_compiles_every_instance_as_the_loader_asks(arch):
     if path is None:
         pytest.skip("libnvrtc is not installed (pip install nvidia-cuda-nvrtc): NVRTC compilation not checked")
     names = cuda.name_expressions()
-    options = [*cuda.compile_options(), arch, "-ftz=true", "--ptxas-options=-v"]
-    code, lowered, log = nvrtc.compile_program(path, cuda.kernel_source(), cuda.KERNEL_FILE, options, names)
+    code, lowered, log = nvrtc.compile_kernels(path, arch, names)
     assert set(lowered) == set(names) and len(set(lowered.values())) == len(names)
     if isinstance(code, bytes):
         assert code[:4] == b"\x7fELF" and all(entry.encode() in code for entry in lowered.values())

@@ -84,3 +84,13 @@ def compile_program(
         return (code.raw if kind == "CUBIN" else code.value.decode()), lowered, log()
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
+def compile_kernels(path: str, arch_option: str, names: list[str]) -> tuple[str | bytes, dict[str, str], str]:
+    """``sas_fast/cuda/sas_kernels.cu`` compiled as ``cupy.RawModule`` would: the loader's options plus
+    what CuPy adds (``-ftz=true`` and ``arch_option``, e.g. ``-arch=sm_90``), with ptxas' report of
+    each kernel's registers and spills in the log.  Returns as :func:`compile_program`."""
+    from sas_fast.backends import cuda
+
+    options = [*cuda.compile_options(), arch_option, "-ftz=true", "--ptxas-options=-v"]
+    return compile_program(path, cuda.kernel_source(), cuda.KERNEL_FILE, options, names)
