@@ -323,20 +323,23 @@ def test_property_geometry_and_speckle_equal_reference(backend, case):
     np.testing.assert_array_equal(noisy, noisy_ref)
 
 
-def test_thread_count_and_task_split_do_not_change_results(rng):
-    """Rows are cut into bands per thread count; every split gives the same bits."""
+def test_thread_count_and_task_split_do_not_change_results(rng, monkeypatch):
+    """Rows are cut into bands per thread count; the serial and parallel kernels and every split
+    give the same bits."""
+    from sas_fast import threads
+
     image = random_image(rng, (2, 70, 45), np.uint8)
     mask = labelled_masks(rng, 2, 70, 45, np.uint8)
     config = sas_fast.SASConfig(noise={"speckle": 1, "poisson": 1}, scale_range=(0.3, 1.7))
     params = config.sample(2, seed=1, masks=mask)
-    before = numba.get_num_threads()
+    monkeypatch.setattr(threads, "PARALLEL_MIN_PIXELS", 0)  # small calls take the parallel kernel too
     results = []
     try:
-        for threads in sorted({1, before}):
-            numba.set_num_threads(threads)
+        for n_threads in (1, 2, 3):
+            threads.set_num_threads(n_threads)
             results.append(sas_fast.augment(image, mask, params, seed=4, backend="numba"))
     finally:
-        numba.set_num_threads(before)
+        threads.set_num_threads(None)
     want = sas_fast.augment(image[:1], mask[:1], params[:1], seed=4, backend="numba")  # one sample: more bands
     for got in results:
         assert_pairs_equal((got[0][:1], got[1][:1]), want)
@@ -349,6 +352,6 @@ def test_disk_cache_follows_every_backend_source():
     assert _numba_cache.registered(), "Numba's cache locator hook moved: stale kernels could load after edits"
     names = {path.name for path in _numba_cache.SOURCES}
     assert {"numba_cpu.py", "_numba_noise.py", "_numba_poisson.py", "_numba_rng.py", "_numba_geometry.py"} <= names
-    assert {"fmath.py", "philox.py", "samplers.py", "plan.py"} <= names  # constants baked into the machine code
-    locator = numba_cpu._kernel._cache._impl.locator
-    assert locator.get_source_stamp() == _numba_cache._stamp()
+    assert {"fmath.py", "philox.py", "samplers.py", "plan.py", "records.py"} <= names  # constants baked into the machine code
+    for kernel in (numba_cpu._kernel_serial, numba_cpu._kernel_parallel):
+        assert kernel._cache._impl.locator.get_source_stamp() == _numba_cache._stamp()

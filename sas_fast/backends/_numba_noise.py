@@ -19,7 +19,7 @@ Converting pixels to float32 and quantising back is exact for every image dtype.
 Compile time: Numba links a callee's code into every caller and optimises it again at each
 level, so the big vectorised noise loops would be recompiled inside every kernel specialisation
 (image dtype x mask dtype x ...).  They are compiled once instead, as a C callback
-(:data:`NOISE_BATCH`, cached on disk) that the kernel receives as an argument.
+(:data:`NOISE_BATCH`, cached on disk) whose address the kernel receives as an argument.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from ._numba_rng import box_muller, noise_counter_tag, philox
 __all__ = [
     "BATCH",
     "NOISE_BATCH",
+    "NOISE_BATCH_ADDRESS",
     "SELECT_LUT",
     "SELECT_NONZERO",
     "SELECT_SORTED",
@@ -246,6 +247,27 @@ def _address(typingctx, array):
     return types.voidptr(array), codegen
 
 
+#: The address of :data:`NOISE_BATCH`: what the kernels receive.  Passing the cfunc object itself
+#: would make Numba type it at every call (~8 µs, a sizeable part of a small call's cost).
+NOISE_BATCH_ADDRESS = np.uint64(NOISE_BATCH.address)
+
+
+@intrinsic
+def _call_batch(
+    typingctx, address, values, flags, done, pixel, count, channel, sid, k0, k1, kind, sigma, peak, lo, inv, span, clip
+):
+    """Call the C callback at ``address`` (of :data:`BATCH_SIGNATURE`, e.g. :data:`NOISE_BATCH`)."""
+    sig = types.void(types.uint64, *BATCH_SIGNATURE.args)
+
+    def codegen(context, builder, signature, args):
+        # the cfunc's C wrapper takes each argument in Numba's value representation
+        fnty = ir.FunctionType(ir.VoidType(), [context.get_value_type(t) for t in BATCH_SIGNATURE.args])
+        builder.call(builder.inttoptr(args[0], fnty.as_pointer()), args[1:])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(cache=True, error_model="numpy")
 def new_batch(width, channels):
     """A task's batch, room for ``BATCH`` pixels plus one more row: (values (channels, room) float32,
@@ -319,13 +341,13 @@ def queue_row(row, y, width, channels, flags, selected, first, last, batch, queu
 def flush(image, channels, batch, queued, n_runs, run_fn, sid, key0, key1, kind, sigma, peak, noise):
     """Draw the noise of the queued pixels and write the runs back into ``image`` (``(Ho, Wo*C)``).
 
-    ``run_fn`` is :data:`NOISE_BATCH`; ``noise`` = (lo, inv, span, clip, is_int, qmax).
+    ``run_fn`` is :data:`NOISE_BATCH_ADDRESS`; ``noise`` = (lo, inv, span, clip, is_int, qmax).
     """
     values, batch_flags, done, pixel, table, _ = batch
     lo, inv, span, clip, is_int, qmax = noise
     for c in range(channels):
-        run_fn(
-            _address(values[c]), _address(batch_flags), _address(done), _address(pixel), queued, _u64(c),
+        _call_batch(
+            run_fn, _address(values[c]), _address(batch_flags), _address(done), _address(pixel), queued, _u64(c),
             sid, key0, key1, kind, sigma, peak, lo, inv, span, clip,
         )  # fmt: skip
     start = 0

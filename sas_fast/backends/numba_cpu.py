@@ -1,8 +1,11 @@
 """The Numba CPU backend: SPEC §2-4 as one fused, parallel kernel, equal to the NumPy reference.
 
-One kernel serves the three entry points.  The batch is cut into tasks (a sample, or a band of
-its canvas rows when there are few samples) spread over Numba's threads (``prange``; it honours
-``numba.set_num_threads``).  A task walks its canvas rows once: each row is produced (rescaled
+One kernel body (:func:`_task`) serves the three entry points.  The batch is cut into tasks (a
+sample, or a band of its canvas rows when there are few samples); :func:`_kernel_serial` runs
+them one after another on the calling thread (small calls, one-thread processes: no thread pool
+is ever started), :func:`_kernel_parallel` spreads them over Numba's threads (``prange``, on the
+fork-safe layer and thread count of ``sas_fast.threads``).  Each takes one :data:`LAUNCH_DTYPE`
+record of scalars and the per-sample ``sas_fast.records.SAMPLE_DTYPE`` records.  A task walks its canvas rows once: each row is produced (rescaled
 and pasted, or copied for :func:`noise_in_mask`) and its selected pixels are queued; every
 4096 queued pixels the noise is drawn and written back while the rows are still in cache, so
 :func:`augment` never writes an intermediate canvas.  ``_numba_geometry`` and ``_numba_noise``
@@ -17,14 +20,15 @@ x mask dtype (x read-only inputs); the noise loops are compiled once for all of 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from ..plan import KINDS, GeometryPlan, NoisePlan
+from ..records import pack_samples
+from ..threads import parallel_section, use_parallel
 from . import _numba_cache  # noqa: F401  (registers the cache locator before any cache=True function)
 from ._numba_geometry import axis_tap, fill_row, horizontal_pass, nearest_row, nearest_tap, vertical_blend, x_tables
-from ._numba_noise import BATCH, NOISE_BATCH, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, flush, new_batch, queue_row
+from ._numba_noise import BATCH, NOISE_BATCH_ADDRESS, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, flush, new_batch, queue_row
 from ._numba_noise import selection_flags
 
 __all__ = ["DEVICE", "augment", "noise_in_mask", "rescale_paste"]
@@ -65,28 +69,60 @@ def _source_rows(image_i, iy, iy1, sy0, sx0, sw, channels, offsets, weights, scr
     return top, bot
 
 
+#: The scalars of one kernel call, read by every task by field name: the one handover from
+#: :func:`_run` into :func:`_kernel_serial` / :func:`_kernel_parallel` besides the arrays
+#: (per-sample parameters travel as :data:`sas_fast.records.SAMPLE_DTYPE` records).
+LAUNCH_DTYPE = np.dtype(
+    [
+        ("channels", "<i8"),  # image channels C (rows are flat: W * C values)
+        ("bands", "<i8"),  # tasks per sample: bands of canvas rows
+        ("mask_fill", "<i8"),  # label written outside the thumbnail
+        ("lut_lo", "<i8"),  # first label of the selection table (select_mode == SELECT_LUT)
+        ("key0", "<u8"), ("key1", "<u8"),  # Philox key
+        ("geometry", "<i4"),  # 1: rescale and paste; 0: the canvas is the input (noise only)
+        ("has_mask", "<i4"),  # 1: write out_mask
+        ("fill_selected", "<i4"),  # the fill label is selected: fill pixels get noise too
+        ("zero_selected", "<i4"),  # label 0 is selected: background pixels get noise too
+        ("select_mode", "<i4"),  # SELECT_NONZERO / SELECT_LUT / SELECT_SORTED
+        ("clip", "<i4"),  # clip y to [0, 1]
+        ("is_int", "<i4"),  # integer image dtype: rint and clip to [0, qmax]
+        ("lo", "<f4"), ("inv", "<f4"), ("span", "<f4"),  # x = (v - lo) * inv, v = lo + y * span
+        ("qmax", "<f4"),  # the integer dtype's largest value
+    ],
+    align=True,
+)  # fmt: skip
+
+
 @njit(cache=True, error_model="numpy")
-def _task(
-    i, y_start, y_stop, image, mask, out_image, out_mask, channels, geometry, has_mask,
-    crop, thumb, ratio, offset, fill, mask_fill, fill_selected, zero_selected,
-    run_fn, kind, sigma, peak, sid, key0, key1, select, noise,
-):  # fmt: skip
-    """Canvas rows ``y_start .. y_stop - 1`` of sample ``i`` (arguments as :func:`_kernel`)."""
+def _task(task, launch, samples, image, mask, out_image, out_mask, fill, lut, labels, run_fn):
+    """One task: a band of canvas rows of one sample (arguments as :func:`_kernel_serial`)."""
+    L = launch[0]
+    channels, bands = L.channels, L.bands
     ho = out_image.shape[1]
     wo = out_image.shape[2] // channels
-    noisy = kind[i] != _KIND_NONE
-    sample_id = _u64(sid[i])
+    rows_per_band = (ho + bands - 1) // bands
+    i = task // bands
+    y_start = (task % bands) * rows_per_band
+    y_stop = min(ho, y_start + rows_per_band)
+    s = samples[i]
+    geometry, has_mask = L.geometry != 0, L.has_mask != 0
+    mask_fill = L.mask_fill
+    kind, sigma, peak = s.kind, s.sigma, s.peak
+    noisy = kind != _KIND_NONE
+    sample_id = _u64(s.sid)
+    key0, key1 = _u64(L.key0), _u64(L.key1)
+    mode, lut_lo = L.select_mode, L.lut_lo
+    noise = (L.lo, L.inv, L.span, L.clip != 0, L.is_int != 0, L.qmax)
+    is_int, qmax = L.is_int != 0, L.qmax
     flags = np.empty((wo + 7) // 8 * 8, np.uint8)  # selection flags of the row
     batch = new_batch(wo, channels)
     queued, n_runs = 0, 0  # pixels and runs waiting in the batch
-    mode, lut, lut_lo, labels = select
-    is_int, qmax = noise[4], noise[5]
 
-    sy0, sx0, sh, sw = crop[i, 0], crop[i, 1], crop[i, 2], crop[i, 3]
-    oy, ox = offset[i, 0], offset[i, 1]
-    ry, rx = ratio[i, 0], ratio[i, 1]
-    x_lo, x_hi = max(0, ox), min(wo, ox + thumb[i, 1])
-    y_lo, y_hi = max(0, oy), min(ho, oy + thumb[i, 0])
+    sy0, sx0, sh, sw = np.int64(s.sy0), np.int64(s.sx0), np.int64(s.sh), np.int64(s.sw)
+    oy, ox = np.int64(s.oy), np.int64(s.ox)
+    ry, rx = s.ry, s.rx
+    x_lo, x_hi = max(0, ox), min(wo, ox + np.int64(s.w))
+    y_lo, y_hi = max(0, oy), min(ho, oy + np.int64(s.h))
     if x_hi <= x_lo:
         y_hi = y_lo  # the thumbnail lies wholly outside the canvas
     n_px = max(0, x_hi - x_lo) if geometry else 0
@@ -133,9 +169,9 @@ def _task(
                     msrc = mask[i, sy0 + nearest_tap(ty, ry, sh), sx0 : sx0 + sw]
                     labelled = nearest_row(msrc, mx, mrow[x_lo:x_hi])
             # only labelled thumbnail rows hold selected labels, unless label 0 or the fill label is selected
-            if fill_selected:
+            if L.fill_selected != 0:
                 start, stop = 0, wo
-            elif inside and (labelled or zero_selected):
+            elif inside and (labelled or L.zero_selected != 0):
                 start, stop = x_lo, x_hi
             else:
                 start, stop = 0, 0
@@ -145,49 +181,49 @@ def _task(
                     queued, n_runs = queue_row(row, y, wo, channels, flags, selected, first, last, batch, queued,
                                                n_runs)  # fmt: skip
         if queued >= BATCH or (queued > 0 and y == y_stop - 1):
-            flush(out_image[i], channels, batch, queued, n_runs, run_fn, sample_id, key0, key1, kind[i], sigma[i],
-                  peak[i], noise)  # fmt: skip
+            flush(out_image[i], channels, batch, queued, n_runs, run_fn, sample_id, key0, key1, kind, sigma, peak,
+                  noise)  # fmt: skip
             queued, n_runs = 0, 0
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _kernel(
-    image, mask, out_image, out_mask, channels, geometry, has_mask,
-    crop, thumb, ratio, offset, fill, mask_fill, fill_selected, zero_selected,
-    run_fn, kind, sigma, peak, sid, key0, key1, select, noise, bands,
-):  # fmt: skip
-    """Canvas rows of every sample: geometry (or a copy when ``geometry`` is False), then noise.
+# The two kernels differ only in prange vs range: a call that may use one thread runs the serial
+# one, which never touches Numba's threading layer (nothing to start, oversubscribe or break on fork).
 
-    image ``(N, H, W*C)``, mask ``(N, H, W)``; out_image ``(N, Ho, Wo*C)``, out_mask ``(N, Ho, Wo)``
-    (written only when ``geometry and has_mask``).  Without geometry the canvas is the input.
-    ``fill_selected``, ``zero_selected``: whether ``mask_fill``, label 0 are selected (then fill
-    pixels, background pixels get noise too).
-    ``run_fn``: the noise callback ``_numba_noise.NOISE_BATCH``.  Each sample is cut into ``bands``
-    bands of rows; the (sample, band) tasks run in parallel.
+
+@njit(cache=True, error_model="numpy")
+def _kernel_serial(launch, samples, image, mask, out_image, out_mask, fill, lut, labels, run_fn):
+    """Every canvas row of every sample, one task after another on the calling thread.
+
+    launch: one :data:`LAUNCH_DTYPE` record; samples: ``(N,)`` SAMPLE_DTYPE records; image
+    ``(N, H, W*C)``, mask ``(N, H, W)``; out_image ``(N, Ho, Wo*C)``, out_mask ``(N, Ho, Wo)``
+    (written only with geometry and a mask); fill ``(C,)`` image dtype; lut, labels: the label
+    selection (``_selection``); run_fn: the address of the noise callback ``_numba_noise.NOISE_BATCH``.
     """
-    n, ho = out_image.shape[0], out_image.shape[1]
-    rows_per_band = (ho + bands - 1) // bands
-    for task in prange(n * bands):
-        i = task // bands
-        y_start = (task % bands) * rows_per_band
-        _task(
-            i, y_start, min(ho, y_start + rows_per_band), image, mask, out_image, out_mask, channels, geometry,
-            has_mask, crop, thumb, ratio, offset, fill, mask_fill, fill_selected, zero_selected,
-            run_fn, kind, sigma, peak, sid, key0, key1, select, noise,
-        )  # fmt: skip
+    for task in range(out_image.shape[0] * launch[0].bands):
+        _task(task, launch, samples, image, mask, out_image, out_mask, fill, lut, labels, run_fn)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _kernel_parallel(launch, samples, image, mask, out_image, out_mask, fill, lut, labels, run_fn):
+    """:func:`_kernel_serial` with the (sample, band) tasks spread over Numba's threads."""
+    for task in prange(out_image.shape[0] * launch[0].bands):
+        _task(task, launch, samples, image, mask, out_image, out_mask, fill, lut, labels, run_fn)
 
 
 # ----------------------------------------------------------------------------- host side
 
 
+_NO_TABLE = np.zeros(0, np.uint8)
+_NO_LABELS = np.zeros(0, np.int64)
+
+
 def _selection(labels: np.ndarray | None) -> tuple[int, np.ndarray, int, np.ndarray]:
     """The kernel's label selection: (mode, lookup table, its first label, sorted labels)."""
-    no_table = np.zeros(0, np.uint8)
     if labels is None:
-        return SELECT_NONZERO, no_table, 0, np.zeros(0, np.int64)
+        return SELECT_NONZERO, _NO_TABLE, 0, _NO_LABELS
     labels = np.asarray(labels, np.int64)
     if labels.size == 0 or int(labels[-1]) - int(labels[0]) >= _MAX_LUT:
-        return SELECT_SORTED, no_table, 0, labels
+        return SELECT_SORTED, _NO_TABLE, 0, labels
     lut = np.zeros(int(labels[-1]) - int(labels[0]) + 1, np.uint8)
     lut[labels - labels[0]] = 1
     return SELECT_LUT, lut, int(labels[0]), labels
@@ -206,8 +242,35 @@ def _kernel_mask(mask: np.ndarray | None, like: np.ndarray | None) -> np.ndarray
     return mask.view(np.uint8) if mask.dtype == np.bool_ else mask
 
 
+def _launch_record(image, geo: GeometryPlan | None, noise: NoisePlan | None, bands: int, select, has_mask: bool):
+    """The :data:`LAUNCH_DTYPE` record of one call (built from one tuple: one NumPy operation)."""
+    is_int = image.dtype != np.float32
+    mask_fill = 0 if geo is None else geo.mask_fill
+    if noise is None:  # geometry only: every sample has kind "none", the noise fields are never read
+        key0 = key1 = fill_selected = zero_selected = 0
+        lo, inv, span, clip = 0.0, 1.0, 1.0, True
+    else:
+        key0, key1 = int(noise.key[0]), int(noise.key[1])
+        lo, inv, span, clip = noise.lo, noise.inv, noise.span, noise.clip
+        labels = noise.labels
+        fill_selected = mask_fill != 0 if labels is None else mask_fill in labels
+        zero_selected = labels is not None and 0 in labels
+    values = {
+        "channels": image.shape[3], "bands": bands, "mask_fill": mask_fill, "lut_lo": select[2],
+        "key0": key0, "key1": key1, "geometry": geo is not None, "has_mask": has_mask,
+        "fill_selected": fill_selected, "zero_selected": zero_selected, "select_mode": select[0], "clip": clip,
+        "is_int": is_int, "lo": lo, "inv": inv, "span": span,
+        "qmax": np.iinfo(image.dtype).max if is_int else 0,
+    }  # fmt: skip
+    return np.array([tuple(values[name] for name in LAUNCH_DTYPE.names)], LAUNCH_DTYPE)
+
+
 def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_image, out_mask) -> None:
-    """Launch :func:`_kernel`: geometry if ``geo`` is given (else a copy), then noise if ``noise`` is given."""
+    """Launch a kernel: geometry if ``geo`` is given (else a copy), then noise if ``noise`` is given.
+
+    Calls over fewer than ``threads.PARALLEL_MIN_PIXELS`` canvas values, or allowed one thread
+    (``sas_fast.threads``), run :func:`_kernel_serial`; the others :func:`_kernel_parallel`.
+    """
     n, height, width, channels = image.shape
     ho, wo = out_image.shape[1:3]
     if n == 0 or ho == 0 or wo == 0:
@@ -215,35 +278,21 @@ def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_ima
     # The kernel writes flat rows: compute into contiguous buffers, copy back if the caller's are not.
     dst_image = np.ascontiguousarray(out_image)
     dst_mask = None if out_mask is None else np.ascontiguousarray(out_mask)
-
-    is_int = image.dtype != np.float32
-    qmax = np.float32(np.iinfo(image.dtype).max if is_int else 0)
-    if geo is None:  # noise only: the canvas is the input, geometry arrays are never read
-        crop, thumb, offset = np.zeros((n, 4), np.int64), np.zeros((n, 2), np.int64), np.zeros((n, 2), np.int64)
-        ratio = np.zeros((n, 2), np.float32)
-        fill, mask_fill = np.zeros(channels, image.dtype), 0
-    else:
-        crop, thumb, offset, ratio = geo.crop, geo.thumb, geo.offset, geo.ratio
-        fill, mask_fill = np.ascontiguousarray(geo.fill, dtype=image.dtype), geo.mask_fill
-    if noise is None:  # geometry only: kind "none" everywhere
-        kind = np.full(n, _KIND_NONE, np.int32)
-        sigma = peak = np.zeros(n, np.float32)
-        sid, key, labels = np.zeros(n, np.uint32), np.zeros(2, np.uint32), None
-        params = (np.float32(0), np.float32(1), np.float32(1), True, is_int, qmax)
-    else:
-        kind, sigma, peak, sid, key, labels = noise.kind, noise.sigma, noise.peak, noise.sid, noise.key, noise.labels
-        params = (noise.lo, noise.inv, noise.span, bool(noise.clip), is_int, qmax)
-    select = _selection(labels)
-    fill_selected = bool(mask_fill != 0) if labels is None else bool(np.isin(mask_fill, labels))
-    zero_selected = labels is not None and bool(np.isin(0, labels))
-    bands = max(1, min(ho, -(-_TASKS_PER_THREAD * numba.get_num_threads() // n)))
-    _kernel(
-        np.ascontiguousarray(image).reshape(n, height, width * channels), _kernel_mask(mask, None),
-        dst_image.reshape(n, ho, wo * channels), _kernel_mask(dst_mask, mask), channels, geo is not None,
-        mask is not None and out_mask is not None,
-        crop, thumb, ratio, offset, fill, mask_fill, fill_selected, zero_selected,
-        NOISE_BATCH, kind, sigma, peak, sid, _u64(key[0]), _u64(key[1]), select, params, bands,
+    threads = use_parallel(out_image.size)
+    bands = max(1, min(ho, -(-_TASKS_PER_THREAD * threads // n))) if threads > 1 else 1
+    select = _selection(None if noise is None else noise.labels)
+    launch = _launch_record(image, geo, noise, bands, select, mask is not None and out_mask is not None)
+    samples = pack_samples(n, geo, noise)
+    fill = np.zeros(channels, image.dtype) if geo is None else np.ascontiguousarray(geo.fill, dtype=image.dtype)
+    args = (
+        launch, samples, np.ascontiguousarray(image).reshape(n, height, width * channels), _kernel_mask(mask, None),
+        dst_image.reshape(n, ho, wo * channels), _kernel_mask(dst_mask, mask), fill, select[1], select[3], NOISE_BATCH_ADDRESS,
     )  # fmt: skip
+    if threads == 1:
+        _kernel_serial(*args)
+    else:
+        with parallel_section(threads):
+            _kernel_parallel(*args)
     if dst_image is not out_image:
         out_image[...] = dst_image
     if dst_mask is not out_mask:

@@ -1,0 +1,66 @@
+"""Records that cross from Python into a kernel, each defined once.
+
+:data:`SAMPLE_DTYPE` is one sample's parameters as every compiled kernel reads them: the Numba
+kernel indexes a structured array of it, the CUDA kernels read ``struct SampleParams``
+(``sas_fast/cuda/sas_kernels.cu``), whose size and field offsets the tests compare with this
+dtype.  :func:`pack_samples` fills it from the validated plans (``sas_fast.plan``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .plan import KINDS, GeometryPlan, NoisePlan
+
+__all__ = ["SAMPLE_DTYPE", "pack_samples"]
+
+#: One sample's parameters (16 little-endian words, C layout): crop box, thumbnail size, paste
+#: offset, float32 ratios, noise kind code, sigma, peak, global sample id.
+SAMPLE_DTYPE = np.dtype(
+    [
+        ("sy0", "<i4"), ("sx0", "<i4"), ("sh", "<i4"), ("sw", "<i4"),
+        ("h", "<i4"), ("w", "<i4"), ("oy", "<i4"), ("ox", "<i4"),
+        ("ry", "<f4"), ("rx", "<f4"),
+        ("kind", "<i4"), ("sigma", "<f4"), ("peak", "<f4"), ("sid", "<u4"),
+        ("unused", "<u4", (2,)),
+    ],
+    align=True,
+)  # fmt: skip
+assert SAMPLE_DTYPE.itemsize == 64
+
+_KIND_NONE = KINDS["none"]
+
+
+def _column(name: str) -> int:
+    """The 4-byte word where field ``name`` starts."""
+    return SAMPLE_DTYPE.fields[name][1] // 4
+
+
+# Word columns of the fields written in groups (one NumPy operation per group, not per field).
+_CROP, _THUMB, _OFFSET, _RATIO = (_column(f) for f in ("sy0", "h", "oy", "ry"))
+_KIND, _SIGMA, _SID = (_column(f) for f in ("kind", "sigma", "sid"))
+assert (_THUMB, _OFFSET, _RATIO) == (_CROP + 4, _CROP + 6, _CROP + 8) and _column("peak") == _SIGMA + 1
+
+
+def pack_samples(n: int, geo: GeometryPlan | None, noise: NoisePlan | None) -> np.ndarray:
+    """The ``(n,)`` :data:`SAMPLE_DTYPE` records of one call.
+
+    Without ``geo`` the geometry fields are zero (noise only: the kernels never read them);
+    without ``noise`` every sample has kind ``"none"``.
+    """
+    rec = np.zeros(n, SAMPLE_DTYPE)
+    ints = rec.view(np.int32).reshape(n, 16)
+    floats = rec.view(np.float32).reshape(n, 16)
+    if geo is not None:
+        ints[:, _CROP : _CROP + 4] = geo.crop
+        ints[:, _THUMB : _THUMB + 2] = geo.thumb
+        ints[:, _OFFSET : _OFFSET + 2] = geo.offset
+        floats[:, _RATIO : _RATIO + 2] = geo.ratio
+    if noise is not None:
+        ints[:, _KIND] = noise.kind
+        floats[:, _SIGMA] = noise.sigma
+        floats[:, _SIGMA + 1] = noise.peak
+        rec.view(np.uint32).reshape(n, 16)[:, _SID] = noise.sid
+    else:
+        ints[:, _KIND] = _KIND_NONE
+    return rec
