@@ -8,6 +8,7 @@ caller's layout and array type.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -127,11 +128,37 @@ def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool) -> _Ba
     return _Batch(impl=impl, xp=xp, image=img4, mask=msk3, layout=layout, like=image, sources=(image, mask))
 
 
+def _outputs(batch: _Batch, specs: list[tuple[Any, str, tuple[int, ...], np.dtype]]) -> list[Any]:
+    """One call's output buffers: for each ``(out, name, shape, dtype)``, the caller's ``out``
+    (checked, as a canonical view) or a new array.  New host arrays are checked against available
+    memory together (image and mask alike) before any is allocated."""
+    new = [
+        (shape, dtype)
+        for out, _, shape, dtype in specs
+        if out is None or device_of(out) != batch.impl.DEVICE
+    ]
+    if batch.xp is np and new:
+        _check_host_memory(sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in new))
+    buffers = [_output(batch, *spec) for spec in specs]
+    bufs = [b for b, spec in zip(buffers, specs) if spec[0] is not None]
+    if len(bufs) == 2 and _shares(bufs[0], bufs[1]):
+        raise ValueError("out: the image and mask buffers overlap; pass separate buffers")
+    return buffers
+
+
+def _shares(a: Any, b: Any) -> bool:
+    if device_of(a) != device_of(b):
+        return False
+    if device_of(a) == "cpu":
+        return bool(np.shares_memory(a, b))
+    import cupy
+
+    return bool(cupy.may_share_memory(a, b))
+
+
 def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     """The caller's ``out`` buffer (checked, as a canonical view) or a new array."""
     if out is None:
-        if batch.xp is np:
-            _check_host_memory(name, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
         return batch.xp.empty(shape, dtype=dtype)
     buf = native(out)  # the caller's memory itself
     want = _layout_shape(batch.layout, shape) if len(shape) == 4 else _mask_layout_shape(batch.layout, shape)
@@ -144,7 +171,7 @@ def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: n
     if device_of(out) != batch.impl.DEVICE:
         # a host buffer for a GPU backend or the reverse: compute on the backend's device, and
         # _finish copies the result into the caller's buffer
-        return _output(batch, None, name, shape, dtype)
+        return batch.xp.empty(shape, dtype=dtype)
     return buf.reshape(shape)
 
 
@@ -174,12 +201,18 @@ def _available_host_memory() -> int | None:
     return None
 
 
-def _check_host_memory(name: str, nbytes: int) -> None:
-    """Refuse an output that cannot fit in memory: a clear error instead of an OOM kill later."""
+#: Calls allocating less than this skip the memory check (it reads /proc: ~10 µs, too much per sample).
+MEMORY_CHECK_MIN_BYTES = 64 << 20
+
+
+def _check_host_memory(nbytes: int) -> None:
+    """Refuse outputs that cannot fit in memory: a clear error instead of an OOM kill later."""
+    if nbytes < MEMORY_CHECK_MIN_BYTES:
+        return
     available = _available_host_memory()
     if available is not None and nbytes > available:
         raise MemoryError(
-            f"{name}: the result needs {nbytes / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB of memory is "
+            f"out: the results need {nbytes / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB of memory is "
             "available; process the batch in smaller chunks"
         )
 
@@ -261,8 +294,10 @@ def rescale_paste(
     out_img, out_msk = _split_out(out, batch.mask is not None)
     n, _, _, c = batch.image.shape
     ho, wo = geo.canvas
-    out_image = _output(batch, out_img, "out", (n, ho, wo, c), batch.image.dtype)
-    out_mask = None if batch.mask is None else _output(batch, out_msk, "out", (n, ho, wo), batch.mask.dtype)
+    specs = [(out_img, "out (image)", (n, ho, wo, c), batch.image.dtype)]
+    if batch.mask is not None:
+        specs.append((out_msk, "out (mask)", (n, ho, wo), batch.mask.dtype))
+    out_image, out_mask = (*_outputs(batch, specs), None)[:2]
     batch.impl.rescale_paste(batch.image, batch.mask, geo, out_image, out_mask)
     return _finish(batch, out_image, out_mask, (out_img, out_msk))
 
@@ -294,7 +329,7 @@ def noise_in_mask(
         batch, kind=kind, sigma=sigma, peak=peak, labels=labels, seed=seed, sids=sample_ids,
         value_range=value_range, clip=clip,
     )
-    out_image = _output(batch, out, "out", batch.image.shape, batch.image.dtype)
+    (out_image,) = _outputs(batch, [(out, "out", batch.image.shape, batch.image.dtype)])
     batch.impl.noise_in_mask(batch.image, batch.mask, noise, out_image)
     return _finish(batch, out_image, None, (out, None))[0]
 
@@ -327,7 +362,12 @@ def augment(
     )
     out_img, out_msk = _split_out(out, True)
     ho, wo = geo.canvas
-    out_image = _output(batch, out_img, "out", (n, ho, wo, batch.image.shape[3]), batch.image.dtype)
-    out_mask = _output(batch, out_msk, "out", (n, ho, wo), batch.mask.dtype)
+    out_image, out_mask = _outputs(
+        batch,
+        [
+            (out_img, "out (image)", (n, ho, wo, batch.image.shape[3]), batch.image.dtype),
+            (out_msk, "out (mask)", (n, ho, wo), batch.mask.dtype),
+        ],
+    )
     batch.impl.augment(batch.image, batch.mask, geo, noise, out_image, out_mask)
     return _finish(batch, out_image, out_mask, (out_img, out_msk))

@@ -24,6 +24,8 @@ def array_kind(x: Any) -> str:
     Anything that exposes ``__cuda_array_interface__`` lives on the GPU, whatever its class (the
     CPU tests' CuPy stand-in is a NumPy subclass that does).
     """
+    if type(x) is np.ndarray:  # the common case first: this runs several times per call
+        return "numpy"
     if _is_torch(x):
         return "torch-cuda" if x.device.type == "cuda" else "torch"
     if hasattr(x, "__cuda_array_interface__"):
@@ -38,7 +40,7 @@ def device_of(x: Any) -> str:
 
 def native(x: Any) -> Any:
     """``x``'s own memory as the array type of its device (NumPy or CuPy), zero-copy for arrays."""
-    return to_backend(x, device_of(x))
+    return x if type(x) is np.ndarray else to_backend(x, device_of(x))
 
 
 def to_host(x: Any) -> np.ndarray:
@@ -53,6 +55,8 @@ def copy_into(dst: Any, src: Any) -> None:
 
 def to_backend(x: Any, device: str) -> Any:
     """``x`` as the array type a backend of ``device`` (``"cpu"`` or ``"cuda"``) computes on."""
+    if type(x) is np.ndarray and device == "cpu":
+        return x
     kind = array_kind(x)
     if device == "cpu":
         if kind == "torch":

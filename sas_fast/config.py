@@ -146,11 +146,15 @@ class SASConfig:
         key = seed_to_key(seed)
         geo = param_words(sids, key, SLOT_GEOMETRY)
         noi = param_words(sids, key, SLOT_NOISE)
+        # every uniform this policy reads, in one pass: geometry coin, scale; noise coin, kind, sigma, peak
+        u32 = uniform_from_word(np.concatenate([geo[:, :2], noi], axis=1))
+        u_coin, u_noise = u32[:, 0], u32[:, 2]  # coins compare in float32: u < float32(p)
+        _, u_scale, _, u_kind, u_sigma, u_peak = u32.astype(np.float64).T
 
         # Samples that lose the scale coin keep the identity geometry: whole image, scale 1, offset 0.
-        rescaled = uniform_from_word(geo[:, 0]) < self.p_scale
-        full = np.array([0, 0, height, width], dtype=np.int64)
-        crop = np.tile(full, (n, 1))
+        rescaled = u_coin < self.p_scale
+        crop = np.empty((n, 4), np.int64)
+        crop[:] = (0, 0, height, width)
         selected = None  # the structure's pixels: only the ROI and min_object_pixels policies look at them
         if reads_labels:
             selected = masks != 0 if self.labels is None else np.isin(masks, self.labels)
@@ -159,36 +163,31 @@ class SASConfig:
                 crop[i] = _roi_box(selected[i], self.roi_margin)
 
         lo, hi = self.scale_range
-        scale = lo + (hi - lo) * uniform_from_word(geo[:, 1]).astype(np.float64)
+        scale = lo + (hi - lo) * u_scale
         if self.min_object_pixels is not None:
             scale = np.maximum(scale, _min_scales(selected, crop, self.min_object_pixels))
         scale = np.where(rescaled, scale, 1.0)
         thumb = np.maximum(1, np.floor(crop[:, 2:] * scale[:, None] + 0.5)).astype(np.int64)
-        if self.placement == "center":
-            offset = np.stack([(height - thumb[:, 0]) // 2, (width - thumb[:, 1]) // 2], axis=1)
-        else:
-            offset = np.stack(
-                [random_int(geo[:, 2], 0, height - thumb[:, 0]), random_int(geo[:, 3], 0, width - thumb[:, 1])], axis=1
-            )
+        room = np.array((height, width)) - thumb
+        offset = room // 2 if self.placement == "center" else random_int(geo[:, 2:], 0, room)
         offset[~rescaled] = 0
 
         names = list(self.noise)
         weights = np.array([self.noise[k] for k in names], dtype=np.float64)
         cumulative = np.cumsum(weights / weights.sum())
-        pick = np.minimum(np.searchsorted(cumulative, uniform_from_word(noi[:, 1]), side="right"), len(names) - 1)
-        kinds = np.array(names, dtype=object)[pick] if n else np.array([], dtype=object)
-        kinds = np.where(uniform_from_word(noi[:, 0]) < self.p_noise, kinds, "none")
+        pick = np.minimum(np.searchsorted(cumulative, u_kind, side="right"), len(names) - 1)
+        kinds = np.where(u_noise < self.p_noise, np.array(names, dtype=object)[pick], "none")
         s_lo, s_hi = self.sigma_range
-        sigma = s_lo + (s_hi - s_lo) * uniform_from_word(noi[:, 2]).astype(np.float64)
+        sigma = s_lo + (s_hi - s_lo) * u_sigma
         p_lo, p_hi = self.peak_range
-        peak = p_lo * (p_hi / p_lo) ** uniform_from_word(noi[:, 3]).astype(np.float64)  # log-uniform; exact if lo == hi
+        peak = p_lo * (p_hi / p_lo) ** u_peak  # log-uniform; exact if lo == hi
         return SASParams(
             sample_ids=sids.astype(np.int64),
             scale=scale,
             crop=crop,
-            offset=offset.astype(np.int64),
+            offset=offset,
             canvas=(height, width),
-            kind=np.array([str(k) for k in kinds], dtype=object),
+            kind=kinds.astype(object),
             sigma=sigma,
             peak=peak,
             labels=self.labels,

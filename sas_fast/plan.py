@@ -14,6 +14,7 @@ outputs preallocated by the caller at the canvas size.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -98,35 +99,84 @@ class NoisePlan:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _per_sample(name: str, value: Any, n: int, width: int | None, dtype: type) -> np.ndarray:
-    """Broadcast a scalar / tuple / per-sample array to ``(n,)`` or ``(n, width)``."""
-    arr = to_host(value)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise TypeError(f"{name}: expected numbers, got {value!r}")
+#: Integer parameters are refused beyond this magnitude before any int64 arithmetic (no wrap).
+_INT_LIMIT = 1 << 62
+
+
+def _numbers(name: str, value: Any) -> np.ndarray:
+    """``value`` as a host array of numbers: bools, strings and objects are refused."""
+    arr = value if type(value) is np.ndarray else to_host(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: expected numbers, got {value!r} (dtype {arr.dtype})")
+    return arr
+
+
+def _per_sample(name: str, value: Any, n: int, width: int | None, dtype: type | None = None) -> np.ndarray:
+    """Broadcast a scalar / tuple / per-sample array to ``(n,)`` or ``(n, width)`` of ``dtype``
+    (default: the input's own, e.g. for :func:`_integers`)."""
+    arr = _numbers(name, value)
     want = (n,) if width is None else (n, width)
-    per_sample_ok = arr.shape == want or (width is not None and arr.shape in ((width,), ())) or (
-        width is None and arr.shape == ()
-    )
-    if not per_sample_ok:
-        accepted = "a scalar or shape ({n},)" if width is None else f"shape ({width},) or ({n}, {width})"
-        raise ValueError(f"{name}: expected {accepted.format(n=n)}, got shape {arr.shape}")
-    return np.broadcast_to(arr, want).astype(dtype)
+    if arr.shape != want:
+        if arr.shape not in (((),) if width is None else ((width,), ())):
+            accepted = f"a scalar or shape ({n},)" if width is None else f"shape ({width},) or ({n}, {width})"
+            raise ValueError(f"{name}: expected {accepted}, got shape {arr.shape}")
+        arr = np.broadcast_to(arr, want)
+    return arr if dtype is None else arr.astype(dtype, copy=False)
 
 
-def _check_integral(name: str, arr: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-        raise ValueError(f"{name}: expected integers, got {arr.tolist()}")
-    return arr.astype(np.int64)
+def _integers(
+    name: str, arr: np.ndarray, lo: int = -_INT_LIMIT, hi: int = _INT_LIMIT, accepted: str | None = None
+) -> np.ndarray:
+    """``arr`` (numbers) as int64, refusing non-integral values and any outside ``[lo, hi]``.
+
+    Bounds are checked in the input's own dtype (or float64), never after a cast that could wrap.
+    """
+    if arr.size:
+        if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.floor(arr)).all()):
+            raise ValueError(f"{name}: expected integers, got {arr.tolist()}")
+        low, high = arr.min(), arr.max()
+        if low < lo or high > hi:
+            accepted = accepted or f"[{lo}, {hi}]"
+            raise ValueError(f"{name}: expected integers in {accepted}, got values in [{low}, {high}]")
+    return arr.astype(np.int64, copy=False)
 
 
 def param_words(sids: np.ndarray, key: np.ndarray, slot: int) -> np.ndarray:
-    """The four parameter-stream words of ``slot`` for each sample id: uint32 ``(N, 4)``."""
+    """The four parameter-stream words of ``slot`` for each sample id: uint32 ``(N, 4)``.
+
+    Small batches use the Numba backend's compiled Philox when it can run (the vectorised NumPy
+    Philox costs ~0.2 ms per call on a handful of ids, all of it per-operation overhead); both
+    compute the same words (tests/test_philox.py).
+    """
     sids = np.asarray(sids, dtype=np.uint32)
+    compiled = _compiled_param_words() if len(sids) <= _COMPILED_PARAM_MAX else None
+    if compiled is not None:
+        out = np.empty((len(sids), 4), np.uint32)
+        compiled(sids, slot, PARAM_TAG, int(key[0]), int(key[1]), out)
+        return out
     counter = np.zeros((len(sids), 4), dtype=np.uint32)
     counter[:, 0] = slot
     counter[:, 1] = sids
     counter[:, 3] = PARAM_TAG
     return philox4x32_10(counter, key)
+
+
+#: Batches up to this many ids draw their parameter words through the compiled Philox.
+_COMPILED_PARAM_MAX = 4096
+
+
+@functools.cache
+def _compiled_param_words() -> Any:
+    """The Numba backend's ``param_words``, or None where Numba cannot run."""
+    from . import backends
+
+    try:
+        backends.load("numba")
+    except backends.BackendUnavailable:
+        return None
+    from .backends._numba_rng import param_words as compiled
+
+    return compiled
 
 
 def random_int(words: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -142,15 +192,17 @@ def sample_ids(value: Any, n: int) -> np.ndarray:
         if n > 1 << 32:
             raise ValueError(f"sample_ids: a batch of {n} needs explicit ids below 2**32")
         return np.arange(n, dtype=np.uint32)
-    arr = _check_integral("sample_ids", to_host(value).astype(np.float64).reshape(-1))
+    arr = _numbers("sample_ids", value).reshape(-1)
     if arr.shape != (n,):
         raise ValueError(f"sample_ids: expected {n} ids (one per sample), got {arr.size}")
-    if arr.size and (arr.min() < 0 or arr.max() >= 1 << 32):
-        raise ValueError(f"sample_ids: expected integers in [0, 2**32), got range [{arr.min()}, {arr.max()}]")
-    return arr.astype(np.uint32)
+    return _integers("sample_ids", arr, 0, (1 << 32) - 1, "[0, 2**32)").astype(np.uint32)
 
 
 # ----------------------------------------------------------------------------- geometry
+
+
+#: Largest canvas side: canvas coordinates are int32 in the CUDA kernels.
+MAX_CANVAS_SIDE = (1 << 31) - 1
 
 
 def make_geometry(
@@ -167,85 +219,105 @@ def make_geometry(
     seed: int = 0,
     sids: np.ndarray | None = None,
 ) -> GeometryPlan:
-    """Validate geometry arguments for an image batch of ``shape`` ``(N, H, W, C)`` (SPEC §2)."""
+    """Validate geometry arguments for an image batch of ``shape`` ``(N, H, W, C)`` (SPEC §2).
+
+    Every per-sample check is one vectorised operation, so a call costs the same few operations
+    for one sample or thousands.
+    """
     n, height, width, channels = shape
     if crop is None:
-        crop_arr = np.broadcast_to(np.array([0, 0, height, width], dtype=np.int64), (n, 4))
+        crop_arr = np.empty((n, 4), np.int64)
+        crop_arr[:] = (0, 0, height, width)
     else:
-        crop_arr = _check_integral("crop", _per_sample("crop", crop, n, 4, np.float64))
-        sy0, sx0, sh, sw = crop_arr.T
-        bad = (sy0 < 0) | (sx0 < 0) | (sh < 1) | (sw < 1) | (sy0 + sh > height) | (sx0 + sw > width)
+        crop_arr = _integers("crop", _per_sample("crop", crop, n, 4))
+        starts, sizes = crop_arr[:, :2], crop_arr[:, 2:]
+        limits = np.array((height, width))
+        # |values| <= 2**62 (_integers), so limits - starts cannot wrap
+        bad = (starts < 0) | (sizes < 1) | (sizes > limits - starts)
         if bad.any():
-            i = int(np.argmax(bad))
+            i = int(np.argmax(bad.any(axis=1)))
             raise ValueError(
                 f"crop: sample {i} box (sy0, sx0, sh, sw) = {tuple(crop_arr[i].tolist())} is outside the "
                 f"{height}x{width} image; accepted: sy0, sx0 >= 0, sh, sw >= 1, sy0 + sh <= {height}, "
                 f"sx0 + sw <= {width}"
             )
     scale_arr = _per_sample("scale", scale, n, None, np.float64)
-    bad = ~np.isfinite(scale_arr) | (scale_arr <= 0)
-    if bad.any():
+    if n and not (scale_arr.min() > 0 and scale_arr.max() < np.inf):  # NaN fails the first test
+        bad = ~(np.isfinite(scale_arr) & (scale_arr > 0))
         raise ValueError(f"scale: expected finite values > 0, got {scale_arr[bad][0]!r} (sample {int(np.argmax(bad))})")
     sizes = np.floor(crop_arr[:, 2:] * scale_arr[:, None] + 0.5)
-    if (sizes > MAX_SIDE).any():
+    if n and sizes.max() > MAX_SIDE:
         raise ValueError(f"scale: the thumbnail would exceed {MAX_SIDE} pixels a side; got scale up to {scale_arr.max()}")
-    thumb = np.maximum(1, sizes).astype(np.int64)
+    thumb = np.maximum(sizes, 1).astype(np.int64)
     ratio = (crop_arr[:, 2:] / thumb).astype(np.float32)
 
-    if canvas is None:
-        ho, wo = height, width
-    else:
-        canvas_arr = np.asarray(canvas)
-        if canvas_arr.shape != (2,) or not np.issubdtype(canvas_arr.dtype, np.integer) or (canvas_arr < 1).any():
-            raise ValueError(f"canvas: expected (Ho, Wo) positive integers, got {canvas!r}")
-        ho, wo = int(canvas_arr[0]), int(canvas_arr[1])
+    ho, wo = (height, width) if canvas is None else _canvas(canvas)
     if isinstance(offset, str):
         if offset == "center":
-            offset_arr = np.stack([(ho - thumb[:, 0]) // 2, (wo - thumb[:, 1]) // 2], axis=1)
+            offset_arr = (np.array((ho, wo)) - thumb) // 2
         elif offset == "random":
-            words = param_words(
-                sample_ids(sids, n), seed_to_key(seed), SLOT_GEOMETRY
-            )
-            offset_arr = np.stack(
-                [random_int(words[:, 2], 0, ho - thumb[:, 0]), random_int(words[:, 3], 0, wo - thumb[:, 1])],
-                axis=1,
-            )
+            words = param_words(sample_ids(sids, n), seed_to_key(seed), SLOT_GEOMETRY)
+            offset_arr = random_int(words[:, 2:], 0, np.array((ho, wo)) - thumb)
         else:
             raise ValueError(f"offset: expected 'center', 'random', (oy, ox) or an (N, 2) array, got {offset!r}")
     else:
-        offset_arr = _check_integral("offset", _per_sample("offset", offset, n, 2, np.float64))
-        if (np.abs(offset_arr) > 1 << 30).any():
-            raise ValueError(f"offset: expected |oy|, |ox| <= 2**30, got {offset_arr[np.abs(offset_arr).max(1).argmax()]}")
+        offset_arr = _integers("offset", _per_sample("offset", offset, n, 2), -(1 << 30), 1 << 30)
 
     fill_arr = _fill("fill", fill, channels, dtype)
     mask_fill_val = int(_fill("mask_fill", mask_fill, 1, mask_dtype or np.dtype(np.int32))[0])
     return GeometryPlan(
-        crop=np.ascontiguousarray(crop_arr, dtype=np.int64),
-        thumb=np.ascontiguousarray(thumb),
-        ratio=np.ascontiguousarray(ratio),
-        offset=np.ascontiguousarray(offset_arr, dtype=np.int64),
+        crop=np.ascontiguousarray(crop_arr),
+        thumb=thumb,
+        ratio=ratio,
+        offset=np.ascontiguousarray(offset_arr),
         canvas=(ho, wo),
         fill=fill_arr,
         mask_fill=mask_fill_val,
     )
 
 
+def _canvas(canvas: Any) -> tuple[int, int]:
+    """``(Ho, Wo)`` positive integers (at most :data:`MAX_CANVAS_SIDE`)."""
+    try:
+        ho, wo = canvas
+        ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in (ho, wo))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not (1 <= ho <= MAX_CANVAS_SIDE and 1 <= wo <= MAX_CANVAS_SIDE):
+        raise ValueError(f"canvas: expected (Ho, Wo) integers in [1, {MAX_CANVAS_SIDE}], got {canvas!r}")
+    return int(ho), int(wo)
+
+
 def _fill(name: str, value: Any, channels: int, dtype: np.dtype) -> np.ndarray:
-    arr = to_host(value).astype(np.float64).reshape(-1)
+    """Per-channel fill values of ``dtype``, checked to be representable (read-only, memoised for scalars)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _scalar_fill(name, value, channels, np.dtype(dtype))
+    return _fill_values(name, value, channels, np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def _scalar_fill(name: str, value: float, channels: int, dtype: np.dtype) -> np.ndarray:
+    arr = _fill_values(name, value, channels, dtype)
+    arr.flags.writeable = False
+    return arr
+
+
+def _fill_values(name: str, value: Any, channels: int, dtype: np.dtype) -> np.ndarray:
+    arr = _numbers(name, value).astype(np.float64).reshape(-1)
     if arr.size not in (1, channels):
         raise ValueError(f"{name}: expected a scalar or {channels} per-channel values, got {arr.size}")
     if dtype == np.bool_:
         lo, hi = 0, 1
-    elif np.issubdtype(dtype, np.integer):
+    elif dtype.kind in "iu":
         info = np.iinfo(dtype)
         lo, hi = info.min, info.max
-    else:
-        lo, hi = -np.inf, np.inf
+    else:  # float32: finite as float32, not only as float64
+        lo, hi = -float(np.finfo(np.float32).max), float(np.finfo(np.float32).max)
     if not np.all(np.isfinite(arr)) or (arr < lo).any() or (arr > hi).any():
         raise ValueError(f"{name}: expected finite values in [{lo}, {hi}] for {dtype}, got {arr.tolist()}")
-    if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
-        arr = _check_integral(name, arr)
-    return np.broadcast_to(arr, (channels,)).astype(dtype)
+    if dtype.kind in "iub":
+        arr = _integers(name, arr)
+    return np.ascontiguousarray(np.broadcast_to(arr, (channels,)).astype(dtype))
 
 
 # ----------------------------------------------------------------------------- noise
@@ -264,33 +336,31 @@ def make_noise(
     value_range: tuple[float, float] | None = None,
     clip: bool = True,
 ) -> NoisePlan:
-    """Validate noise arguments for ``n`` samples of ``dtype`` (SPEC §3-4)."""
-    kinds = [kind] * n if isinstance(kind, str) else list(kind)
-    if len(kinds) != n:
-        raise ValueError(f"kind: expected one name or {n} names (one per sample), got {len(kinds)}")
-    unknown = sorted({str(k) for k in kinds if k not in KINDS})
-    if unknown:
-        raise ValueError(f"kind: unknown noise kind(s) {unknown}; accepted: {sorted(KINDS)}")
-    kind_arr = np.array([KINDS[k] for k in kinds], dtype=np.int32)
-    sigma_arr = _per_sample("sigma", sigma, n, None, np.float64)
-    if not np.all(np.isfinite(sigma_arr)) or (sigma_arr < 0).any():
-        raise ValueError(f"sigma: expected finite values >= 0, got {sigma_arr[~(np.isfinite(sigma_arr) & (sigma_arr >= 0))][0]}")
-    peak_arr = _per_sample("peak", peak, n, None, np.float64)
-    if not np.all(np.isfinite(peak_arr)) or (peak_arr <= 0).any():
-        raise ValueError(f"peak: expected finite values > 0, got {peak_arr[~(np.isfinite(peak_arr) & (peak_arr > 0))][0]}")
+    """Validate noise arguments for ``n`` samples of ``dtype`` (SPEC §3-4).
+
+    Every value that the kernels take as float32 is checked as float32 (finite, and > 0 where a
+    division follows), so no float64-finite input becomes inf or NaN inside a kernel.
+    """
+    kind_arr = _kind_codes(kind, n)
+    sigma_arr = _per_sample("sigma", sigma, n, None, np.float32)
+    ok = np.isfinite(sigma_arr) & (sigma_arr >= 0)
+    if not ok.all():
+        raise ValueError(f"sigma: expected finite float32 values >= 0, got {_first_bad(sigma, n, ok)}")
+    peak_arr = _per_sample("peak", peak, n, None, np.float32)
+    ok = np.isfinite(peak_arr) & (peak_arr > 0)
+    if not ok.all():
+        raise ValueError(f"peak: expected finite float32 values > 0, got {_first_bad(peak, n, ok)}")
     if labels is not None:
-        label_arr = np.unique(_check_integral("labels", to_host(labels).astype(np.float64).reshape(-1)))
+        label_arr = np.unique(_integers("labels", _numbers("labels", _label_values(labels)).reshape(-1)))
     else:
         label_arr = None
     if value_range is not None and dtype != np.float32:
         raise ValueError(f"value_range: only float32 images take a value range; got {value_range!r} for {dtype}")
-    lo, hi = dtype_range(dtype, value_range)
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise ValueError(f"value_range: expected finite (lo, hi) with hi > lo, got {value_range!r}")
+    lo, hi = _value_range(dtype, value_range)
     return NoisePlan(
         kind=kind_arr,
-        sigma=sigma_arr.astype(np.float32),
-        peak=peak_arr.astype(np.float32),
+        sigma=sigma_arr,
+        peak=peak_arr,
         sid=sample_ids(sids, n),
         key=seed_to_key(seed),
         labels=label_arr,
@@ -299,3 +369,63 @@ def make_noise(
         inv=np.float32(1.0 / (hi - lo)),
         clip=bool(clip) or dtype != np.float32,
     )
+
+
+def _first_bad(value: Any, n: int, ok: np.ndarray) -> Any:
+    """The first refused value as the caller gave it (float64), for the message."""
+    return _per_sample("value", value, n, None, np.float64)[~ok][0]
+
+
+def _label_values(labels: Any) -> Any:
+    if isinstance(labels, (set, frozenset, dict, str, bytes)):
+        raise TypeError(f"labels: expected a sequence or array of integer labels, got {labels!r}")
+    return labels
+
+
+#: Kind names of :data:`KINDS` as a sorted array, and their codes in that order (vectorised lookup).
+_KIND_NAMES = np.array(sorted(KINDS))
+_KIND_CODES = np.array([KINDS[k] for k in _KIND_NAMES], dtype=np.int32)
+
+
+def _kind_codes(kind: Any, n: int) -> np.ndarray:
+    """Kernel codes of ``kind`` (one name, or one per sample)."""
+    if isinstance(kind, str):
+        code = KINDS.get(kind)
+        if code is None:
+            raise ValueError(f"kind: unknown noise kind(s) {[kind]}; accepted: {sorted(KINDS)}")
+        return np.full(n, code, np.int32)
+    names = np.asarray(kind if isinstance(kind, np.ndarray) else list(kind) if kind is not None else None)
+    if names.ndim != 1 or len(names) != n:
+        raise ValueError(f"kind: expected one name or {n} names (one per sample), got {kind!r}")
+    if names.dtype.kind not in "UO":
+        raise TypeError(f"kind: expected noise kind names, got {kind!r}")
+    names = names.astype(str)
+    where = np.minimum(np.searchsorted(_KIND_NAMES, names), len(_KIND_NAMES) - 1)
+    unknown = _KIND_NAMES[where] != names
+    if unknown.any():
+        raise ValueError(f"kind: unknown noise kind(s) {sorted(set(names[unknown].tolist()))}; accepted: {sorted(KINDS)}")
+    return _KIND_CODES[where]
+
+
+def _value_range(dtype: np.dtype, value_range: Any) -> tuple[float, float]:
+    """``(lo, hi)`` of SPEC §1, checked so that lo, hi, hi - lo and 1 / (hi - lo) are finite float32."""
+    try:
+        return _checked_range(np.dtype(dtype), None if value_range is None else tuple(value_range))
+    except TypeError:  # not a hashable pair: checked (and refused) below
+        return _checked_range.__wrapped__(np.dtype(dtype), value_range)
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_range(dtype: np.dtype, value_range: Any) -> tuple[float, float]:
+    if value_range is not None:
+        try:
+            lo, hi = (float(v) for v in value_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"value_range: expected a pair (lo, hi) of numbers, got {value_range!r}") from None
+    else:
+        lo, hi = dtype_range(dtype)
+    span, inv = np.float32(hi - lo), np.float64(1.0) / (hi - lo) if hi > lo else np.inf
+    finite = all(np.isfinite(np.float32(v)) for v in (lo, hi, span, inv))
+    if not (finite and hi > lo and span > 0 and np.float32(inv) > 0):
+        raise ValueError(f"value_range: expected finite float32 (lo, hi) with hi > lo, got {value_range!r}")
+    return lo, hi

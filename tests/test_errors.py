@@ -76,9 +76,9 @@ def test_crop_and_offset_must_be_integers(data):
 def test_noise_parameters(data):
     with pytest.raises(ValueError, match=r"kind: unknown noise kind\(s\) \['salt'\]; accepted"):
         nm(*data, kind="salt")
-    with pytest.raises(ValueError, match="sigma: expected finite values >= 0, got -0.1"):
+    with pytest.raises(ValueError, match="sigma: expected finite float32 values >= 0, got -0.1"):
         nm(*data, sigma=-0.1)
-    with pytest.raises(ValueError, match="peak: expected finite values > 0, got 0.0"):
+    with pytest.raises(ValueError, match="peak: expected finite float32 values > 0, got 0.0"):
         nm(*data, peak=0)
     with pytest.raises(ValueError, match="kind: expected one name or 2 names"):
         nm(*data, kind=["speckle"])
@@ -99,11 +99,11 @@ def test_nan_in_float_image_says_where(data):
 
 def test_out_buffers(data):
     image, mask = data
-    with pytest.raises(ValueError, match=r"out: expected shape \(2, 20, 30\) and dtype uint8"):
+    with pytest.raises(ValueError, match=r"out( \((image|mask)\))?: expected shape \(2, 20, 30\) and dtype uint8"):
         nm(image, mask, out=np.empty((2, 20, 31), np.uint8))
     with pytest.raises(ValueError, match="dtype uint8, got shape .* dtype uint16"):
         nm(image, mask, out=np.empty((2, 20, 30), np.uint16))
-    with pytest.raises(ValueError, match="out: the buffer overlaps an input"):
+    with pytest.raises(ValueError, match=r"out( \((image|mask)\))?: the buffer overlaps an input"):
         nm(image, mask, out=image)
     with pytest.raises(TypeError, match="out: expected a tuple"):
         rp(image, mask, out=np.empty_like(image))
@@ -139,7 +139,7 @@ def test_read_only_and_non_contiguous_inputs_work_and_stay_unmodified(rng):
 
 def test_batch_larger_than_memory_is_a_clear_error_not_an_oom_kill():
     image = np.zeros((2, 8, 8), np.uint8)
-    with pytest.raises(MemoryError, match=r"the result needs .* GiB but only .* GiB of memory is available"):
+    with pytest.raises(MemoryError, match=r"the results need .* GiB but only .* GiB of memory is available"):
         rp(image, canvas=(400_000, 400_000))  # 320 GB of output
 
 

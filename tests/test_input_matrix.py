@@ -100,7 +100,7 @@ CASES = [
     Case("read-only", "augment", lambda: (read_only(IMG), read_only(MSK)), {}),
     Case("misaligned uint16", "noise_in_mask", lambda: (misaligned_uint16(IMG.shape), MSK), {}),
     Case("out aliasing the input", "noise_in_mask", lambda: (IMG.copy(), MSK), {"out": "alias"},
-         (ValueError, "out: the buffer overlaps")),
+         (ValueError, r"out( \((image|mask)\))?: the buffer overlaps")),
 ]
 
 
@@ -157,9 +157,9 @@ def test_out_overlapping_any_of_the_callers_inputs_is_refused(any_backend):
     """The mask as out_mask, a torch view of the image as out: both share the caller's memory."""
     torch = pytest.importorskip("torch", reason="torch is not installed: tensor aliasing not checked")
     image, mask = IMG.copy(), MSK.copy()
-    with pytest.raises(ValueError, match="out: the buffer overlaps"):
+    with pytest.raises(ValueError, match=r"out( \((image|mask)\))?: the buffer overlaps"):
         sas_fast.rescale_paste(image, mask, scale=0.5, backend=any_backend, out=(np.empty_like(image), mask))
-    with pytest.raises(ValueError, match="out: the buffer overlaps"):
+    with pytest.raises(ValueError, match=r"out( \((image|mask)\))?: the buffer overlaps"):
         sas_fast.noise_in_mask(image, mask, backend=any_backend, out=torch.from_numpy(image))
     np.testing.assert_array_equal(image, IMG)
     np.testing.assert_array_equal(mask, MSK)

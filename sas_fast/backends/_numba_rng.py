@@ -35,6 +35,7 @@ __all__ = [
     "f64_of_bits",
     "log_u",
     "noise_counter_tag",
+    "param_words",
     "philox",
     "uniform64",
 ]
@@ -97,6 +98,15 @@ def philox(c0, c1, c2, c3, k0, k1):
         k0 = (k0 + _W0) & _MASK32
         k1 = (k1 + _W1) & _MASK32
     return c0, c1, c2, c3
+
+
+@njit(cache=True, error_model="numpy")
+def param_words(sids, slot, tag, k0, k1, out):
+    """``out[i]`` = the four Philox words of counter ``(slot, sids[i], 0, tag)``: the parameter
+    stream of SPEC §4-5 (``sas_fast.plan.param_words``), one compiled call for a few samples."""
+    for i in range(sids.shape[0]):
+        w0, w1, w2, w3 = philox(_u64(slot), _u64(sids[i]), _u64(0), _u64(tag), _u64(k0), _u64(k1))
+        out[i, 0], out[i, 1], out[i, 2], out[i, 3] = w0, w1, w2, w3
 
 
 @njit(cache=True, inline="always", error_model="numpy")
