@@ -7,6 +7,7 @@ Public API (SPEC §6): :func:`rescale_paste`, :func:`noise_in_mask`, :func:`augm
 from .api import augment, noise_in_mask, rescale_paste
 from .backends import BackendUnavailable, available_backends
 from .config import SASConfig, SASParams
+from .epochs import EpochSampler
 from .philox import philox4x32_10
 from .transform import SAS
 
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailable",
+    "EpochSampler",
     "SAS",
     "SASConfig",
     "SASParams",

@@ -6,8 +6,11 @@ are counter-based on ``(seed, sample id)`` (SPEC §4), so in a ``Dataset.__getit
 ``sample_id=index`` the output of an index never depends on the DataLoader's worker count, the
 order workers run in, or the batch a sample lands in.
 
-Same sample id, same output: for fresh augmentations each epoch pass a fresh id, e.g.
-``sample_id=epoch * len(dataset) + index`` (ids must stay below ``2**32``).
+Same sample id, same output: for fresh augmentations each epoch the id must change with the
+epoch.  :class:`sas_fast.EpochSampler` yields ``epoch * len(dataset) + index``; the Dataset reads
+item ``id % len(dataset)`` and passes ``sample_id=id`` (ids must stay below ``2**32``).  That works
+with ``persistent_workers=True``, where an epoch attribute set on the main process's dataset never
+reaches the workers.
 """
 
 from __future__ import annotations
@@ -78,12 +81,14 @@ class SAS:
     def batch(self, images: Any, masks: Any, sample_ids: Any = None, *, return_params: bool = False) -> dict[str, Any]:
         """Augment a collated batch ``(N, H, W[, C])`` / ``(N, H, W)`` with per-sample parameters.
 
-        ``sample_ids`` are the samples' global ids (default ``0..N-1``; pass the dataset indices of
-        the batch so each sample gets the same output as through :meth:`__call__`).  NumPy, CuPy and
-        CUDA torch batches are accepted and returned in kind.
+        ``sample_ids``: the samples' global ids, one per sample (any integer array, list or
+        tensor; e.g. the ids an :class:`~sas_fast.EpochSampler` yielded for this batch), so each
+        sample gets the same output as through :meth:`__call__`.  Required: without it every batch
+        would get the same draws.  ``sample_ids="range"`` uses ``0..N-1`` deliberately.  NumPy,
+        CuPy and CUDA torch batches are accepted and returned in kind.
         """
         n = int(images.shape[0])
-        ids = np.arange(n) if sample_ids is None else to_host(sample_ids).reshape(-1)
+        ids = np.arange(n) if _range_ids(sample_ids, n) else to_host(sample_ids).reshape(-1)
         if len(ids) != n:
             raise ValueError(f"sample_ids: expected {n} ids (one per sample), got {len(ids)}")
         return self._apply(images, masks, self.params(masks, ids), return_params)
@@ -107,3 +112,19 @@ def _one_id(sample_id: Any) -> int:
         raise TypeError(
             f"sample_id: expected the sample's integer index (e.g. the Dataset index), got {sample_id!r}"
         ) from None
+
+
+def _range_ids(sample_ids: Any, n: int) -> bool:
+    """Whether ``sample_ids`` asks for ``0..n-1``; rejects a missing or unknown value."""
+    if sample_ids is None:
+        # Defaulting to 0..N-1 gave every batch the same scales and noise, silently.
+        raise TypeError(
+            f"sample_ids: SAS.batch needs the global sample id of each of the {n} samples "
+            "(the dataset indices of the batch, e.g. the ids an EpochSampler yielded), got None; "
+            "pass sample_ids='range' to use 0..N-1 on purpose (every such batch then gets the same draws)"
+        )
+    if isinstance(sample_ids, str):
+        if sample_ids == "range":
+            return True
+        raise ValueError(f"sample_ids: expected integer ids (one per sample) or 'range', got {sample_ids!r}")
+    return False

@@ -49,8 +49,21 @@ def test_batch_equals_per_sample_calls(rng):
         one = t(image=images[i], mask=masks[i], sample_id=sid)
         np.testing.assert_array_equal(batch["image"][i], one["image"])
         np.testing.assert_array_equal(batch["mask"][i], one["mask"])
-    default = t.batch(images, masks)  # ids 0..N-1
+    default = t.batch(images, masks, sample_ids="range")  # ids 0..N-1, asked for explicitly
     np.testing.assert_array_equal(default["image"][2], t(image=images[2], mask=masks[2], sample_id=2)["image"])
+
+
+def test_batch_needs_sample_ids(rng):
+    """Without ids every batch got the same draws (ids 0..N-1), silently: now it is an error."""
+    images = random_image(rng, (2, 16, 16), np.uint8)
+    masks = ellipse_masks(rng, 2, 16, 16)
+    t = SAS(seed=5, backend="numpy")
+    with pytest.raises(TypeError, match=r"sample_ids: SAS.batch needs the global sample id of each of the 2 samples"):
+        t.batch(images, masks)
+    with pytest.raises(TypeError, match=r"sample_ids='range' to use 0..N-1 on purpose"):
+        t.batch(images, masks, sample_ids=None)
+    with pytest.raises(ValueError, match=r"sample_ids: expected integer ids \(one per sample\) or 'range', got 'ar"):
+        t.batch(images, masks, sample_ids="arange")
 
 
 def test_seed_and_sample_id_change_the_output(rng):
