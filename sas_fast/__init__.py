@@ -1,7 +1,8 @@
 """sas_fast: fast, reproducible SAS augmentation (scale simulation + in-mask noise) for ultrasound.
 
 Public API (SPEC §6): :func:`rescale_paste`, :func:`noise_in_mask`, :func:`augment`,
-:class:`SASConfig` / :class:`SASParams`, :func:`philox4x32_10`, :func:`available_backends`.
+:class:`SASConfig` / :class:`SASParams`, :func:`philox4x32_10`, :func:`available_backends`; threads:
+:func:`get_num_threads` / :func:`set_num_threads` / :func:`threading_layer` (``sas_fast.threads``).
 """
 
 from .api import augment, noise_in_mask, rescale_paste
@@ -9,6 +10,7 @@ from .backends import BackendUnavailable, available_backends
 from .config import SASConfig, SASParams
 from .epochs import EpochSampler
 from .philox import philox4x32_10
+from .threads import get_num_threads, set_num_threads, threading_layer
 from .transform import SAS
 
 __version__ = "0.1.0"
@@ -22,7 +24,10 @@ __all__ = [
     "__version__",
     "augment",
     "available_backends",
+    "get_num_threads",
     "noise_in_mask",
     "philox4x32_10",
     "rescale_paste",
+    "set_num_threads",
+    "threading_layer",
 ]
