@@ -82,7 +82,7 @@ def test_check_catches_missing_noise():
 
 def test_compare_prints_checked_rows(capsys):
     """The comparison runs end to end (quick, one round) and its rows pass their checks."""
-    compare.main(["--quick", "--workload", "W", "--only", "opencv", "--repeats", "1", "--no-process"])
+    compare.main(["--suite", "batch", "--quick", "--workload", "W", "--only", "opencv", "--repeats", "1", "--no-process"])
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| OpenCV") or line.startswith("| bandwidth")]
     assert len(rows) == 2 and all("| ok |" in line for line in rows)

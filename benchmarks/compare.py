@@ -1,17 +1,28 @@
-"""The CPU comparison table: ``python -m benchmarks.compare [--quick] [--workload W ...] [--threads N ...]``.
+"""The CPU comparison tables: ``python -m benchmarks.compare [--suite S ...] [--quick] [--workload W ...] [--json F]``.
 
-For each workload (``benchmarks.workloads.VARIANTS``) every contender of the registry
-(``benchmarks.baselines.CONTENDERS``) is built once (buffers, pools), warmed up once (JIT
-compile, page faults), then timed for ``--repeats`` rounds in one process, the order of the
-contenders rotating every round so drift hits them alike.  Each row reports the median time per
-batch, min-max, MPix/s of output, its time relative to sas_fast fused at all threads and its
-fraction of the memory-bandwidth ceiling, and each row's outputs are checked against the
-reference (``baselines.check``).  Unless ``--quick``, process-level rows follow: time to first
-result in a new process with a warm JIT cache, the same with an empty cache (JIT compile), and the
-peak memory of one batch per contender (each in its own subprocess).
+Suites (``--suite``, default all, in this order):
 
-Writes Markdown to stdout (and raw numbers to ``--json``).  Runs several minutes in full;
-``--quick`` (an eighth of the images, fewer repeats, no process rows) takes under a minute.
+* ``dataloader`` (``benchmarks.dataloader``): samples/s of a real ``torch.utils.data.DataLoader``
+  pass over 256^2 and 512^2 uint8 samples, 0 and 2 forked workers, sas_fast's SAS transform vs
+  albumentations per sample in ``__getitem__``; each contender in its own fresh process.
+* ``per-call`` (``benchmarks.per_call``): one image + one mask per call, single thread, at 32^2,
+  256^2, 512^2, 1024^2 uint8 and 512^2 float32: the SAS transform, ``augment`` with prebuilt
+  parameters and the bare kernel per compiled backend, albumentations and an OpenCV pipeline,
+  plus the overhead rows (transform minus kernel).
+* ``batch``: the batch workloads (``benchmarks.workloads.VARIANTS``, ``--workload``).  Every
+  contender of the registry (``benchmarks.baselines.CONTENDERS``) is built once (buffers, pools),
+  warmed up once (JIT compile, page faults), then timed for ``--repeats`` rounds in one process,
+  the order of the contenders rotating every round so drift hits them alike.  Each row reports the
+  median time per batch, min-max, MPix/s of output, its time relative to sas_fast fused at all
+  threads and its fraction of the memory-bandwidth ceiling, and each row's outputs are checked
+  against the reference (``baselines.check``).  Unless ``--quick``, process-level rows follow:
+  time to first result in a new process with a warm JIT cache, the same with an empty cache (JIT
+  compile), and the peak memory of one batch per contender (each in its own subprocess).
+
+The targets of the suites that ran close the output.  Writes Markdown to stdout (and raw numbers
+to ``--json``).  Runs many minutes in full; ``--quick`` (fewer images, calls and repeats, no
+process rows) a few minutes; ``--tiny`` is the CI smoke of the machinery (32^2 images, a handful
+of calls, timings meaningless).
 """
 
 from __future__ import annotations
@@ -30,8 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from . import dataloader, per_call
 from .baselines import ALL_THREADS, CONTENDERS, Contender, Runner, Unavailable, check, reference_outputs
-from .workloads import QUICK_DIVISOR, VARIANTS, Workload, make_workload
+from .workloads import PER_CALL_SIZES, QUICK_DIVISOR, VARIANTS, Workload, make_workload
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Images of the reference outputs each row is checked against (the first ones of the batch).
@@ -163,21 +175,95 @@ TARGETS = [  # (workload, contender, minimum speed-up of fused over it)
     ("poisson", "opencv", 2.0),
 ]
 COLD_TARGET_S = 1.0
+#: Issue 10: per-call overhead (SAS transform - bare kernel) at 256^2 uint8, at most this many µs.
+OVERHEAD_TARGET_US = 30.0
+#: Issue 10: SAS transform per call at least this many times faster than albumentations, per side (uint8).
+PER_CALL_TARGETS = {256: 2.0, 512: 2.5}
+#: Issue 10: DataLoader samples/s, sas_fast over albumentations at 2 workers; sas_fast 2 workers over 0.
+LOADER_TARGET = 1.5
+SCALING_TARGET = 1.0
+#: The backend whose per-call rows the targets read (what backend="auto" picks on a CPU).
+TARGET_BACKEND = "numba"
 
 
-def targets(raws: dict[str, dict], cold: float | None) -> str:
-    lines = ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
-    for name, key, want in TARGETS:
-        rows = {r["key"]: r for r in raws.get(name, {}).get("rows", [])}
-        fused, other = rows.get("fused"), rows.get(key)
-        if not fused or not other or "mpix_s" not in fused or "mpix_s" not in other:
-            lines.append(f"| fused {name} >= {want:g}x {key} | not measured | - |")
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _per_call_targets(per_call_raws: list[dict]) -> list[str]:
+    lines = []
+    by_size = {(raw["side"], raw["dtype"]): raw for raw in per_call_raws}
+    raw = by_size.get((256, "uint8"))
+    overhead = [
+        o for o in (raw or {}).get("overhead", []) if o["backend"] == TARGET_BACKEND and o["what"] == "transform-kernel"
+    ]
+    name = (
+        f"per-call overhead at 256^2 uint8 (SAS transform − bare kernel, {TARGET_BACKEND}) <= {OVERHEAD_TARGET_US:g} µs"
+    )
+    if overhead:
+        us = overhead[0]["median_s"] * 1e6
+        lines.append(f"| {name} | {us:,.1f} µs | {_verdict(us <= OVERHEAD_TARGET_US)} |")
+    else:
+        lines.append(f"| {name} | not measured | - |")
+    for side, want in PER_CALL_TARGETS.items():
+        rows = {r["key"]: r for r in by_size.get((side, "uint8"), {}).get("rows", [])}
+        ours, theirs = rows.get(f"sas-{TARGET_BACKEND}", {}), rows.get(per_call.BASE, {})
+        name = f"per call at {side}^2 uint8: SAS transform ({TARGET_BACKEND}) >= {want:g}x albumentations"
+        if "median_s" in ours and "median_s" in theirs:
+            got = theirs["median_s"] / ours["median_s"]
+            lines.append(f"| {name} | {got:.2f}x | {_verdict(got >= want)} |")
+        else:
+            lines.append(f"| {name} | not measured | - |")
+    return lines
+
+
+def _loader_targets(loader_raws: list[dict]) -> list[str]:
+    lines = []
+    for raw in loader_raws:
+        if "rows" not in raw:
+            lines.append(f"| DataLoader targets | not measured ({raw.get('skipped', '?')}) | - |")
             continue
-        got = fused["mpix_s"] / other["mpix_s"]
-        lines.append(f"| fused {name} >= {want:g}x {key} | {got:.2f}x | {'met' if got >= want else 'MISSED'} |")
+        speed = {(r["key"], r["workers"]): r["samples_per_s"] for r in raw["rows"] if "samples_per_s" in r}
+        size = raw["size"]
+        name = f"DataLoader {size}^2, 2 workers: sas_fast >= {LOADER_TARGET:g}x albumentations (samples/s)"
+        if ("sas_fast", 2) in speed and (dataloader.BASE, 2) in speed:
+            got = speed[("sas_fast", 2)] / speed[(dataloader.BASE, 2)]
+            lines.append(f"| {name} | {got:.2f}x | {_verdict(got >= LOADER_TARGET)} |")
+        else:
+            lines.append(f"| {name} | not measured | - |")
+        name = f"DataLoader {size}^2, sas_fast: 2 workers >= {SCALING_TARGET:g}x 0 workers (samples/s)"
+        if ("sas_fast", 2) in speed and ("sas_fast", 0) in speed:
+            got = speed[("sas_fast", 2)] / speed[("sas_fast", 0)]
+            lines.append(f"| {name} | {got:.2f}x | {_verdict(got >= SCALING_TARGET)} |")
+        else:
+            lines.append(f"| {name} | not measured | - |")
+    return lines
+
+
+def targets(
+    raws: dict[str, dict], cold: float | None, per_call_raws: list[dict] | None = None,
+    loader_raws: list[dict] | None = None, batch: bool = True,
+) -> str:
+    """The targets of the suites that ran (``per_call_raws`` / ``loader_raws`` None: that suite did not)."""
+    lines = ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    if per_call_raws is not None:
+        lines += _per_call_targets(per_call_raws)
+    if loader_raws is not None:
+        lines += _loader_targets(loader_raws)
+    if batch:
+        for name, key, want in TARGETS:
+            rows = {r["key"]: r for r in raws.get(name, {}).get("rows", [])}
+            fused, other = rows.get("fused"), rows.get(key)
+            if not fused or not other or "mpix_s" not in fused or "mpix_s" not in other:
+                lines.append(f"| fused {name} >= {want:g}x {key} | not measured | - |")
+                continue
+            got = fused["mpix_s"] / other["mpix_s"]
+            lines.append(f"| fused {name} >= {want:g}x {key} | {got:.2f}x | {_verdict(got >= want)} |")
     if cold is not None:
-        verdict = "met" if cold < COLD_TARGET_S else "MISSED"
-        lines.append(f"| new process, first result < {COLD_TARGET_S:g} s (warm cache, wall) | {cold:.2f} s | {verdict} |")
+        lines.append(
+            f"| new process, first result < {COLD_TARGET_S:g} s (warm cache, wall) | {cold:.2f} s | "
+            f"{_verdict(cold < COLD_TARGET_S)} |"
+        )
     lines.append("")
     return "\n".join(lines)
 
@@ -305,7 +391,7 @@ def machine() -> str:
     except (OSError, subprocess.CalledProcessError):
         cpu = platform.processor() or "unknown CPU"
     versions = []
-    for module in ("numpy", "numba", "cv2", "albumentations", "skimage"):
+    for module in ("numpy", "numba", "cv2", "albumentations", "skimage", "torch"):
         try:
             versions.append(f"{module} {__import__(module).__version__}")
         except ImportError:
@@ -328,52 +414,93 @@ def git_revision() -> str:
     return rev.stdout.strip() + (" (+ uncommitted changes)" if dirty.stdout.strip() else "")
 
 
+SUITES = ("dataloader", "per-call", "batch")
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1/8 of the images, 5 repeats, no process rows (CI smoke)")
+    parser.add_argument(
+        "--suite", nargs="+", choices=["all", *SUITES], default=["all"],
+        help="which suites to run (default all): dataloader, per-call, batch (the W/poisson/... workloads)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="fewer images / calls / samples, 5 repeats, no process rows (a few minutes for all suites)",
+    )
+    parser.add_argument(
+        "--tiny", action="store_true",
+        help="CI smoke of the per-call and dataloader machinery: 32^2 images, 4 calls, 8 loader samples, 2 repeats",
+    )
     parser.add_argument("--workload", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--threads", nargs="+", type=int, help="only rows using these thread counts (ratio bases kept)")
     parser.add_argument("--only", nargs="+", help="only these contender keys (ratio bases kept)")
-    parser.add_argument("--repeats", type=int, help="timed rounds (default 7, quick 5)")
+    parser.add_argument("--repeats", type=int, help="timed rounds (default 7, quick 5, tiny 2)")
     parser.add_argument("--no-process", action="store_true", help="skip the subprocess rows")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse(argv)
-    repeats = args.repeats or (5 if args.quick else 7)
+def _run_batch(args: argparse.Namespace, repeats: int) -> tuple[dict[str, dict], float | None, dict]:
     keep = {"fused", "ceiling"}
     contenders = [
         c for c in CONTENDERS
         if c.key in keep or ((args.threads is None or c.threads in args.threads) and (args.only is None or c.key in args.only))
     ]
-    command = " ".join(["python -m benchmarks.compare", *(sys.argv[1:] if argv is None else argv)])
-    print("## sas_fast CPU comparison\n")
-    print(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(f"- command: `{command}`")
-    print(f"- machine: {machine()}")
-    print(f"- git revision: {git_revision()}")
-    print(f"- threads: 'all' = {ALL_THREADS}; numba.set_num_threads per row; cv2.setNumThreads(1) inside pool threads")
-    print(f"- timing: 1 warm-up call, then median of {repeats} rounds (contender order rotating each round)")
-    print(f"- load average at start (1/5/15 min): {_load()}\n", flush=True)
+    print(f"## Batch workloads\n\nthreads: 'all' = {ALL_THREADS}; numba.set_num_threads per row; cv2.setNumThreads(1) "
+          f"inside pool threads; 1 warm-up call, then median of {repeats} rounds (contender order rotating each "
+          "round)\n", flush=True)
     raws: dict[str, dict] = {}
     for name in args.workload:
-        wl = make_workload(name, quick=args.quick)
-        rows = time_workload(wl, contenders, repeats, args.quick)
+        wl = make_workload(name, quick=args.quick or args.tiny)
+        rows = time_workload(wl, contenders, repeats, args.quick or args.tiny)
         text, raws[name] = table(wl, rows, VARIANTS[name].note)
         print(text, flush=True)
         del wl, rows
     cold = None
     process: dict = {}
-    if not (args.quick or args.no_process):
+    if not (args.quick or args.tiny or args.no_process):
         text, process = process_rows("W")
         print(text, flush=True)
         cold = process.get("first_result_warm_s", {}).get("wall")
-    print(targets(raws, cold))
+    return raws, cold, process
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    suites = SUITES if "all" in args.suite else [s for s in SUITES if s in args.suite]
+    repeats = args.repeats or (2 if args.tiny else 5 if args.quick else 7)
+    command = " ".join(["python -m benchmarks.compare", *(sys.argv[1:] if argv is None else argv)])
+    print("# sas_fast CPU comparison\n")
+    print(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    print(f"- command: `{command}`")
+    print(f"- suites: {', '.join(suites)}")
+    print(f"- machine: {machine()}")
+    print(f"- git revision: {git_revision()}")
+    print(f"- load average at start (1/5/15 min): {_load()}\n", flush=True)
+    loader_raws = per_call_raws = None
+    raws: dict[str, dict] = {}
+    cold = None
+    process: dict = {}
+    if "dataloader" in suites:  # first: its children are fresh processes anyway, this one has forked nothing
+        if args.tiny:
+            loader_raws = dataloader.run_suite((32,), n=8, batch=4, repeats=repeats, startup_timeout=300)
+        else:
+            loader_raws = dataloader.run_suite((256, 512), n=128, batch=16, repeats=repeats)
+    if "per-call" in suites:
+        if args.tiny:
+            per_call_raws = per_call.run_suite(((32, "uint8"),), repeats=repeats, calls=4)
+        else:
+            per_call_raws = per_call.run_suite(PER_CALL_SIZES, repeats=repeats, calls_divisor=2 if args.quick else 1)
+    if "batch" in suites:
+        raws, cold, process = _run_batch(args, repeats)
+    print(targets(raws, cold, per_call_raws, loader_raws, batch="batch" in suites))
     print(f"Load average at the end (1/5/15 min): {_load()}")
     if args.json:
-        args.json.write_text(json.dumps({"command": command, "workloads": raws, "process": process}, indent=1))
+        args.json.write_text(json.dumps(
+            {"command": command, "suites": list(suites), "workloads": raws, "process": process,
+             "per_call": per_call_raws, "dataloader": loader_raws},
+            indent=1,
+        ))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ one thing each: Poisson noise (peak 256), uint16 or float32 pixels (float32 in [
 1024 x 1024 images (64 of them: the same bytes per batch as W).  Parameters come from
 :class:`sas_fast.SASConfig`, so every contender applies the same per-sample scale and offset where
 it can take them.
+
+The per-call and DataLoader suites (issue 10) use :func:`make_samples`: ``n`` single images of one
+size with the same ellipse masks and the parameters ``SASConfig()`` (the default policy: half
+speckle, half Poisson) draws for sample ids ``0..n-1`` under seed 0, i.e. exactly what
+``sas_fast.SAS(SASConfig(), seed=0)(image=..., mask=..., sample_id=i)`` applies to sample ``i``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ import numpy as np
 
 from sas_fast import SASConfig, SASParams
 
-__all__ = ["VARIANTS", "Variant", "Workload", "ellipse_masks", "make_workload"]
+__all__ = [
+    "PER_CALL_SIZES",
+    "VARIANTS",
+    "Variant",
+    "Workload",
+    "ellipse_masks",
+    "make_samples",
+    "make_workload",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,13 @@ SCALE_RANGE = (0.25, 1.0)
 SIGMA = 0.1
 PEAK = 256.0
 
+#: Per-call suite: (side, dtype) of the one image per call.
+PER_CALL_SIZES: tuple[tuple[int, str], ...] = (
+    (32, "uint8"), (256, "uint8"), (512, "uint8"), (1024, "uint8"), (512, "float32"),
+)
+#: The run seed of the per-call and DataLoader suites (``SAS(SASConfig(), seed=SAMPLES_SEED)``).
+SAMPLES_SEED = 0
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -53,8 +73,9 @@ class Workload:
     images: np.ndarray
     masks: np.ndarray
     params: SASParams
-    kind: str
+    kind: str  # "speckle", "poisson" or "mixed" (the per-sample kinds are in params.kind)
     seed: int
+    config: SASConfig | None = None  # the policy params were drawn from, when a contender draws them itself
 
     @property
     def n(self) -> int:
@@ -85,12 +106,27 @@ class Workload:
     def head(self, k: int) -> Workload:
         """The first ``k`` samples (same ids, so the same outputs as in the whole batch)."""
         k = min(k, self.n)
-        return Workload(self.name, self.images[:k], self.masks[:k], self.params[:k], self.kind, self.seed)
+        return Workload(
+            self.name, self.images[:k], self.masks[:k], self.params[:k], self.kind, self.seed, self.config
+        )
+
+    def select(self, indices) -> Workload:
+        """The samples at ``indices`` (same ids, so the same outputs as in the whole batch)."""
+        idx = np.asarray(list(indices), dtype=np.int64)
+        params = self.params[idx]
+        return Workload(
+            self.name, self.images[idx], self.masks[idx], params, _kind_of(params), self.seed, self.config
+        )
 
     def empty_outputs(self) -> tuple[np.ndarray, np.ndarray]:
         """Output buffers ``(image, mask)`` of the canvas size, pages already touched."""
         ho, wo = self.canvas
         return np.ones((self.n, ho, wo), self.images.dtype), np.ones((self.n, ho, wo), self.masks.dtype)
+
+
+def _kind_of(params: SASParams) -> str:
+    kinds = set(str(k) for k in params.kind)
+    return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
 def ellipse_masks(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
@@ -130,3 +166,18 @@ def make_workload(name: str, *, n: int | None = None, quick: bool = False, seed:
     )
     params = config.sample(count, seed=seed, masks=masks)
     return Workload(name, images, masks, params, variant.kind, seed)
+
+
+def make_samples(size: int, dtype: str = "uint8", *, n: int, seed: int = 20261127) -> Workload:
+    """``n`` images of ``size`` x ``size`` ``dtype`` (uniform pixels, one ellipse per mask) with the
+    parameters the default policy ``SASConfig()`` draws for ids ``0..n-1`` under :data:`SAMPLES_SEED`.
+
+    ``seed`` fixes the pixels and masks; the workload's ``config`` and ``seed`` are what a
+    ``sas_fast.SAS`` transform must be built with to apply ``params``.
+    """
+    rng = np.random.default_rng(seed)
+    images = _images(rng, n, size, np.dtype(dtype))
+    masks = ellipse_masks(rng, n, size, size)
+    config = SASConfig()
+    params = config.sample(n, seed=SAMPLES_SEED, masks=masks)
+    return Workload(f"{size}^2 {dtype}", images, masks, params, _kind_of(params), SAMPLES_SEED, config)
