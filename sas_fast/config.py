@@ -63,6 +63,8 @@ class SASConfig:
     def __post_init__(self) -> None:
         for name in ("p_scale", "p_noise"):
             value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name}: expected a probability in [0, 1] (a number), got {value!r}")
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: expected a probability in [0, 1], got {value!r}")
         _check_range("scale_range", self.scale_range, low=0.0, open_low=True)
@@ -72,16 +74,25 @@ class SASConfig:
             raise ValueError(f"placement: expected 'random' or 'center', got {self.placement!r}")
         if self.source not in ("image", "roi"):
             raise ValueError(f"source: expected 'image' or 'roi', got {self.source!r}")
+        if isinstance(self.roi_margin, bool) or not isinstance(self.roi_margin, (int, float, np.integer, np.floating)):
+            raise TypeError(f"roi_margin: expected a finite number >= 0, got {self.roi_margin!r}")
         if not (math.isfinite(self.roi_margin) and self.roi_margin >= 0):
             raise ValueError(f"roi_margin: expected a finite value >= 0, got {self.roi_margin!r}")
-        bad = sorted(set(self.noise) - (set(KINDS) - {"none"}))
+        if not isinstance(self.noise, dict):
+            raise TypeError(f"noise: expected a table {{kind: weight}}, e.g. {{'speckle': 1}}, got {self.noise!r}")
+        bad = sorted(set(map(str, self.noise)) - (set(KINDS) - {"none"}))
         weights = list(self.noise.values())
-        if not self.noise or bad or any(not (math.isfinite(w) and w >= 0) for w in weights) or sum(weights) <= 0:
+        numeric = all(isinstance(w, (int, float, np.integer, np.floating)) and not isinstance(w, bool) for w in weights)
+        if (
+            not self.noise or bad or not numeric or any(not (math.isfinite(w) and w >= 0) for w in weights)
+            or not 0 < sum(weights) < math.inf  # weights of 1e308 each would overflow the normalisation
+        ):  # fmt: skip
             raise ValueError(
-                f"noise: expected weights >= 0 (not all zero) for kinds among speckle, gaussian, poisson; got {self.noise!r}"
+                f"noise: expected number weights >= 0 (not all zero, finite sum) for kinds among speckle, gaussian, poisson; got {self.noise!r}"
             )
-        if self.min_object_pixels is not None and self.min_object_pixels < 1:
-            raise ValueError(f"min_object_pixels: expected None or an integer >= 1, got {self.min_object_pixels!r}")
+        mop = self.min_object_pixels
+        if mop is not None and (isinstance(mop, bool) or not isinstance(mop, (int, np.integer)) or mop < 1):
+            raise ValueError(f"min_object_pixels: expected None or an integer >= 1, got {mop!r}")
         object.__setattr__(self, "scale_range", tuple(float(v) for v in self.scale_range))
         object.__setattr__(self, "sigma_range", tuple(float(v) for v in self.sigma_range))
         object.__setattr__(self, "peak_range", tuple(float(v) for v in self.peak_range))
@@ -212,7 +223,8 @@ def _roi_box(selected: np.ndarray, margin: float) -> np.ndarray:
     if not rows.size:
         return np.array([0, 0, height, width], dtype=np.int64)
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    my, mx = int(math.ceil(margin * (y1 - y0))), int(math.ceil(margin * (x1 - x0)))
+    # capped at the image size first: a huge margin means the whole image, never an overflow
+    my, mx = (int(math.ceil(min(margin * int(size), limit))) for size, limit in ((y1 - y0, height), (x1 - x0, width)))
     y0, y1 = max(0, y0 - my), min(height, y1 + my)
     x0, x1 = max(0, x0 - mx), min(width, x1 + mx)
     return np.array([y0, x0, y1 - y0, x1 - x0], dtype=np.int64)
@@ -325,6 +337,12 @@ class SASParams:
         """One record from several (same canvas and labels), e.g. per-sample records collated into a batch."""
         if not parts:
             raise ValueError("parts: expected at least one SASParams")
+        for i, part in enumerate(parts[1:], 1):
+            if part.canvas != parts[0].canvas or part.labels != parts[0].labels:
+                raise ValueError(
+                    f"parts: part {i} has canvas {part.canvas} and labels {part.labels}, but part 0 has canvas "
+                    f"{parts[0].canvas} and labels {parts[0].labels}; only records of one canvas and label set concatenate"
+                )
         return cls(
             sample_ids=np.concatenate([p.sample_ids for p in parts]),
             scale=np.concatenate([p.scale for p in parts]),

@@ -72,6 +72,9 @@ def philox4x32_10(counter: np.ndarray, key: np.ndarray) -> np.ndarray:
 
 def seed_to_key(seed: int) -> np.ndarray:
     """The Philox key of a user's 64-bit ``seed``: ``(seed & 0xffffffff, seed >> 32)``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        # 1.5, "7", True or 1e19 would be truncated or converted: a seed is never guessed
+        raise TypeError(f"seed: expected an integer in [0, 2**64), got {seed!r} ({type(seed).__name__})")
     seed = int(seed)
     if not 0 <= seed < 1 << 64:
         raise ValueError(f"seed: expected an integer in [0, 2**64), got {seed}")

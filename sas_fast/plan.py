@@ -121,7 +121,10 @@ def _per_sample(name: str, value: Any, n: int, width: int | None, dtype: type | 
             accepted = f"a scalar or shape ({n},)" if width is None else f"shape ({width},) or ({n}, {width})"
             raise ValueError(f"{name}: expected {accepted}, got shape {arr.shape}")
         arr = np.broadcast_to(arr, want)
-    return arr if dtype is None else arr.astype(dtype, copy=False)
+    if dtype is None:
+        return arr
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, which the caller refuses
+        return arr.astype(dtype, copy=False)
 
 
 def _integers(
@@ -424,8 +427,8 @@ def _checked_range(dtype: np.dtype, value_range: Any) -> tuple[float, float]:
             raise ValueError(f"value_range: expected a pair (lo, hi) of numbers, got {value_range!r}") from None
     else:
         lo, hi = dtype_range(dtype)
-    span, inv = np.float32(hi - lo), np.float64(1.0) / (hi - lo) if hi > lo else np.inf
-    finite = all(np.isfinite(np.float32(v)) for v in (lo, hi, span, inv))
-    if not (finite and hi > lo and span > 0 and np.float32(inv) > 0):
+    with np.errstate(over="ignore"):
+        lo32, hi32, span, inv = (np.float32(v) for v in (lo, hi, hi - lo, 1.0 / (hi - lo) if hi > lo else np.inf))
+    if not (all(np.isfinite(v) for v in (lo32, hi32, span, inv)) and hi32 > lo32 and span > 0 and inv > 0):
         raise ValueError(f"value_range: expected finite float32 (lo, hi) with hi > lo, got {value_range!r}")
     return lo, hi
