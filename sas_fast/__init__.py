@@ -15,6 +15,17 @@ from .transform import SAS
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``sas_fast.data`` and ``sas_fast.integrations`` after a plain ``import sas_fast``, imported
+    on first use (neither is needed to augment, and the integrations import their frameworks)."""
+    if name in ("data", "integrations"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'sas_fast' has no attribute {name!r}")
+
+
 __all__ = [
     "BackendUnavailable",
     "EpochSampler",

@@ -8,6 +8,7 @@ caller's layout and array type.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from types import ModuleType
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import backends
-from .arrays import array_kind, copy_into, device_of, from_backend, native, to_backend
+from . import backends, layouts
+from .arrays import array_kind, device_of, from_backend, native, to_backend
+from .layouts import AUTO
 from .plan import IMAGE_DTYPES, MASK_DTYPES, GeometryPlan, NoisePlan, make_geometry, make_noise
 
 if TYPE_CHECKING:
@@ -39,15 +41,29 @@ def pick_backend(backend: str, image: Any) -> ModuleType:
 
 @dataclass
 class _Batch:
-    """Canonical views of one call's inputs."""
+    """Canonical views of one call's inputs (what the kernels read) and the caller's layouts."""
 
     impl: ModuleType
     xp: ModuleType
-    image: Any  # (N, H, W, C)
-    mask: Any  # (N, H, W) or None
-    layout: str  # "HW", "HWC", "NHW" or "NHWC": the caller's image layout
+    image: Any  # (N, H, W, C) view, a kernel dtype
+    mask: Any  # (N, H, W) view, a kernel dtype, or None
+    layout: str  # the caller's image layout (sas_fast.layouts)
+    mask_layout: str | None  # the caller's mask layout
+    mask_dtype: np.dtype | None  # the caller's mask dtype (results come back in it)
     like: Any  # the caller's image, whose array type the results take
     sources: tuple[Any, Any]  # the caller's image and mask, as given (an out= buffer must not overlap them)
+
+
+@dataclass
+class _Output:
+    """One result: ``work`` is what the kernel writes (canonical view, kernel dtype, the backend's
+    device); ``result`` what the caller gets (``given``: the caller's own ``out`` buffer); when
+    ``view`` is set, work is copied into it (the canonical view of the caller's buffer) afterwards."""
+
+    work: Any
+    result: Any
+    given: bool = False
+    view: Any = None
 
 
 def _xp(impl: ModuleType) -> ModuleType:
@@ -82,97 +98,97 @@ def _first_non_finite(xp: ModuleType, img4: Any) -> tuple[int, ...] | None:
     return tuple(int(v) for v in xp.argwhere(bad)[0]) if bool(bad.any()) else None
 
 
-def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool) -> _Batch:
+#: Masks of other integer dtypes (e.g. torch's int64 labels) are computed as int32 when their labels fit.
+_WIDE_MASK = np.dtype(np.int32)
+
+
+def _kernel_mask(msk: Any, xp: ModuleType) -> Any:
+    """``msk`` in a dtype the kernels take: other integer masks as int32, when every label fits."""
+    dtype = msk.dtype
+    if dtype in MASK_DTYPES and dtype.byteorder != ">":
+        return msk
+    if dtype.kind not in "iu":
+        raise TypeError(f"mask: dtype {dtype} is not supported; accepted: bool and integer labels")
+    if dtype.itemsize >= 4 and msk.size:
+        info = np.iinfo(_WIDE_MASK)
+        low, high = int(msk.min()), int(msk.max())
+        if low < info.min or high > info.max:
+            raise ValueError(f"mask: labels must fit int32 [{info.min}, {info.max}], got values in [{low}, {high}]")
+    return msk.astype(_WIDE_MASK)
+
+
+def _prepare(image: Any, mask: Any, backend: str, *, mask_required: bool, channel_axis: Any = AUTO) -> _Batch:
     if not isinstance(backend, str):
         raise TypeError(f"backend: expected a name, got {type(backend).__name__}")
     impl = pick_backend(backend, image)
     xp = _xp(impl)
     img = _aligned(to_backend(image, impl.DEVICE))
     if img.dtype not in IMAGE_DTYPES or img.dtype.byteorder == ">":
-        raise TypeError(f"image: dtype {img.dtype} is not supported; accepted: uint8, uint16, float32 (native byte order)")
+        how = " (sas_fast computes in float32: convert with .astype(np.float32))" if img.dtype.kind == "f" else ""
+        raise TypeError(f"image: dtype {img.dtype} is not supported; accepted: uint8, uint16, float32 (native byte order){how}")
     if mask is None:
         if mask_required:
             raise ValueError("mask: a label mask is required here, got None")
         msk = None
     else:
         msk = _aligned(to_backend(mask, impl.DEVICE))
-        if msk.dtype not in MASK_DTYPES or msk.dtype.byteorder == ">":
-            raise TypeError(f"mask: dtype {msk.dtype} is not supported; accepted: bool, uint8, uint16, int32")
-
-    # Layout: 2-D is one grey image; 3-D is (N, H, W), or (H, W, C) when the mask is 2-D; 4-D is (N, H, W, C).
-    if img.ndim == 2:
-        layout, img4 = "HW", img[None, :, :, None]
-    elif img.ndim == 3 and msk is not None and msk.ndim == 2:
-        layout, img4 = "HWC", img[None]
-    elif img.ndim == 3:
-        layout, img4 = "NHW", img[..., None]
-    elif img.ndim == 4:
-        layout, img4 = "NHWC", img
-    else:
-        raise ValueError(f"image: expected (H, W), (H, W, C), (N, H, W) or (N, H, W, C), got shape {img.shape}")
+    layout = layouts.image_layout(img.shape, None if msk is None else msk.shape, channel_axis)
+    img4 = layouts.to_image4(img, layout)
     if img4.shape[1] < 1 or img4.shape[2] < 1:
         raise ValueError(f"image: expected at least one row and one column, got shape {img.shape}")
     if msk is not None:
-        msk3 = msk[None] if msk.ndim == 2 else msk
-        if msk3.ndim != 3 or msk3.shape != img4.shape[:3]:
-            raise ValueError(
-                f"mask: shape {msk.shape} does not match image shape {img.shape}; expected {img4.shape[1:3]} "
-                f"for one image or {img4.shape[:3]} for a batch"
-            )
+        mask_layout = layouts.mask_layout(msk.shape, layout, img4.shape[1:3], img4.shape[0])
+        msk3 = layouts.to_mask3(_kernel_mask(msk, xp), mask_layout)
+        mask_dtype = msk.dtype
     else:
-        msk3 = None
+        msk3 = mask_layout = mask_dtype = None
     if img4.dtype == np.float32 and img4.size:
         where = _first_non_finite(xp, img4)
         if where is not None:
             raise ValueError(f"image: NaN or inf pixel at (n, y, x, c) = {where}; float32 images must be finite")
-    return _Batch(impl=impl, xp=xp, image=img4, mask=msk3, layout=layout, like=image, sources=(image, mask))
+    return _Batch(impl, xp, img4, msk3, layout, mask_layout, mask_dtype, image, (image, mask))
 
 
-def _outputs(batch: _Batch, specs: list[tuple[Any, str, tuple[int, ...], np.dtype]]) -> list[Any]:
-    """One call's output buffers: for each ``(out, name, shape, dtype)``, the caller's ``out``
-    (checked, as a canonical view) or a new array.  New host arrays are checked against available
-    memory together (image and mask alike) before any is allocated."""
-    new = [
-        (shape, dtype)
-        for out, _, shape, dtype in specs
-        if out is None or device_of(out) != batch.impl.DEVICE
-    ]
-    if batch.xp is np and new:
-        _check_host_memory(sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in new))
-    buffers = [_output(batch, *spec) for spec in specs]
-    bufs = [b for b, spec in zip(buffers, specs) if spec[0] is not None]
-    if len(bufs) == 2 and _shares(bufs[0], bufs[1]):
+def _outputs(batch: _Batch, out_image: Any, out_mask: Any, canvas: tuple[int, int], with_mask: bool) -> list[_Output]:
+    """The call's outputs (image, and mask when ``with_mask``): the caller's ``out`` buffers (checked)
+    or new arrays in the caller's layouts.  New host memory is checked once, for all of them."""
+    n, _, _, c = batch.image.shape
+    ho, wo = canvas
+    specs = [("out (image)", out_image, layouts.image_shape(batch.layout, n, ho, wo, c), batch.image.dtype,
+              batch.image.dtype, functools.partial(layouts.to_image4, layout=batch.layout))]  # fmt: skip
+    if with_mask:
+        specs.append(("out (mask)", out_mask, layouts.mask_shape(batch.mask_layout, n, ho, wo), batch.mask.dtype,
+                      batch.mask_dtype, functools.partial(layouts.to_mask3, layout=batch.mask_layout)))  # fmt: skip
+    if batch.xp is np:
+        _check_host_memory(
+            sum(math.prod(shape) * np.dtype(dtype).itemsize for _, out, shape, dtype, _, _ in specs
+                if out is None or device_of(out) != batch.impl.DEVICE or native(out).dtype != dtype)
+        )  # fmt: skip
+    results = [_output(batch, *spec) for spec in specs]
+    given = [native(out) for _, out, *_ in specs if out is not None]
+    if len(given) == 2 and _overlaps(given[0], given[1]):
         raise ValueError("out: the image and mask buffers overlap; pass separate buffers")
-    return buffers
+    return results
 
 
-def _shares(a: Any, b: Any) -> bool:
-    if device_of(a) != device_of(b):
-        return False
-    if device_of(a) == "cpu":
-        return bool(np.shares_memory(a, b))
-    import cupy
-
-    return bool(cupy.may_share_memory(a, b))
-
-
-def _output(batch: _Batch, out: Any, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-    """The caller's ``out`` buffer (checked, as a canonical view) or a new array."""
+def _output(batch: _Batch, name: str, out: Any, shape: tuple[int, ...], dtype: np.dtype, caller_dtype: np.dtype,
+            canonical) -> _Output:  # fmt: skip
+    """One output: ``shape`` in the caller's layout, ``canonical`` maps it to the kernels' view."""
     if out is None:
-        return batch.xp.empty(shape, dtype=dtype)
+        arr = batch.xp.empty(shape, dtype=dtype)
+        return _Output(work=canonical(arr), result=arr)
     buf = native(out)  # the caller's memory itself
-    want = _layout_shape(batch.layout, shape) if len(shape) == 4 else _mask_layout_shape(batch.layout, shape)
-    if buf.shape != want or buf.dtype != dtype:
-        raise ValueError(f"{name}: expected shape {want} and dtype {dtype}, got shape {buf.shape} and dtype {buf.dtype}")
+    if tuple(buf.shape) != shape or buf.dtype != caller_dtype:
+        raise ValueError(f"{name}: expected shape {shape} and dtype {caller_dtype}, got shape {tuple(buf.shape)} and dtype {buf.dtype}")
     if not getattr(buf.flags, "writeable", True):  # CuPy arrays have no such flag: always writeable
         raise ValueError(f"{name}: the buffer is read-only")
     if any(_overlaps(buf, source) for source in batch.sources if source is not None):
         raise ValueError(f"{name}: the buffer overlaps an input array; pass a separate buffer")
-    if device_of(out) != batch.impl.DEVICE:
-        # a host buffer for a GPU backend or the reverse: compute on the backend's device, and
-        # _finish copies the result into the caller's buffer
-        return batch.xp.empty(shape, dtype=dtype)
-    return buf.reshape(shape)
+    if device_of(out) == batch.impl.DEVICE and buf.dtype == dtype:
+        return _Output(work=canonical(buf), result=out, given=True)
+    # a buffer on the other device than the backend, or of a dtype the kernels do not write (an
+    # int64 mask): compute on the backend's device, then copy into the caller's buffer
+    return _Output(work=canonical(batch.xp.empty(shape, dtype)), result=out, given=True, view=canonical(buf))
 
 
 def _overlaps(buf: Any, source: Any) -> bool:
@@ -217,30 +233,19 @@ def _check_host_memory(nbytes: int) -> None:
         )
 
 
-def _layout_shape(layout: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-    n, h, w, c = shape
-    return {"HW": (h, w), "HWC": (h, w, c), "NHW": (n, h, w), "NHWC": shape}[layout]
-
-
-def _mask_layout_shape(layout: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-    return shape[1:] if layout in ("HW", "HWC") else shape
-
-
-def _finish(batch: _Batch, out_image: Any, out_mask: Any, given: tuple[Any, Any] = (None, None)) -> tuple[Any, Any]:
-    """Results in the caller's layout and array type; a caller's ``out`` buffer is returned as itself
-    (holding the result: copied into it when it lives on another device than the backend)."""
-    n, h, w, c = out_image.shape
-    img = out_image.reshape(_layout_shape(batch.layout, (n, h, w, c)))
-    msk = None if out_mask is None else out_mask.reshape(_mask_layout_shape(batch.layout, (n, h, w)))
+def _finish(batch: _Batch, outputs: list[_Output]) -> list[Any]:
+    """Results in the caller's layouts, dtypes and array type; a caller's ``out`` buffer is
+    returned as itself (holding the result)."""
     results = []
-    for buf, result in zip(given, (img, msk)):
-        if buf is None:
-            results.append(from_backend(result, batch.like))
+    for output, dtype in zip(outputs, (batch.image.dtype, batch.mask_dtype)):
+        if output.view is not None:
+            output.view[...] = to_backend(output.work, device_of(output.view))
+        if output.given:
+            results.append(output.result)
             continue
-        if device_of(buf) != batch.impl.DEVICE:
-            copy_into(buf, result)
-        results.append(buf)
-    return results[0], results[1]
+        result = output.result if output.result.dtype == dtype else output.result.astype(dtype)  # e.g. int64 masks
+        results.append(from_backend(result, batch.like))
+    return results
 
 
 def _split_out(out: Any, with_mask: bool) -> tuple[Any, Any]:
@@ -263,6 +268,18 @@ def _noise(batch: _Batch, **kwargs: Any) -> NoisePlan:
     return make_noise(batch.image.shape[0], batch.image.dtype, **kwargs)
 
 
+_LAYOUT_DOC = """
+    Layouts (``channel_axis``, scikit-image's spelling): ``"auto"`` (default) reads them off the
+    shapes where they leave no doubt: 2-D is one grey image, 4-D is ``(N, H, W, C)`` (or
+    ``(N, C, H, W)`` with an ``(N, 1, H, W)`` mask), a 3-D image is decided by its mask
+    (``(N, H, W)``, ``(H, W, C)`` or ``(C, H, W)``) and is an error without one.  ``None``: no
+    channel axis (a 3-D image is a grey batch); an integer: the channel axis (``0`` / ``-1`` for
+    one image, ``1`` / ``-1`` for a batch).  Masks are ``(H, W)`` or ``(1, H, W)`` for one image,
+    ``(N, H, W)`` or ``(N, 1, H, W)`` for a batch; bool or any integer dtype (labels beyond int32
+    are an error).  Results come back in the caller's layouts, dtypes and array type.
+"""
+
+
 def rescale_paste(
     image: Any,
     mask: Any = None,
@@ -277,6 +294,7 @@ def rescale_paste(
     out: Any = None,
     seed: int = 0,
     sample_ids: Any = None,
+    channel_axis: int | str | None = AUTO,
 ) -> tuple[Any, Any]:
     """Shrink (or enlarge) each image and mask by ``scale`` and paste into a canvas (SPEC §2).
 
@@ -286,20 +304,16 @@ def rescale_paste(
     of ``seed`` and ``sample_ids``.  Returns ``(image_out, mask_out)``; ``mask_out`` is ``None``
     without a mask.  ``out`` is ``image_out`` or ``(image_out, mask_out)`` to write into.
     """
-    batch = _prepare(image, mask, backend, mask_required=False)
+    batch = _prepare(image, mask, backend, mask_required=False, channel_axis=channel_axis)
     geo = _geometry(
         batch, scale=scale, offset=offset, crop=crop, canvas=canvas, fill=fill, mask_fill=mask_fill, seed=seed,
         sids=sample_ids,
     )
-    out_img, out_msk = _split_out(out, batch.mask is not None)
-    n, _, _, c = batch.image.shape
-    ho, wo = geo.canvas
-    specs = [(out_img, "out (image)", (n, ho, wo, c), batch.image.dtype)]
-    if batch.mask is not None:
-        specs.append((out_msk, "out (mask)", (n, ho, wo), batch.mask.dtype))
-    out_image, out_mask = (*_outputs(batch, specs), None)[:2]
-    batch.impl.rescale_paste(batch.image, batch.mask, geo, out_image, out_mask)
-    return _finish(batch, out_image, out_mask, (out_img, out_msk))
+    with_mask = batch.mask is not None
+    outputs = _outputs(batch, *_split_out(out, with_mask), geo.canvas, with_mask)
+    batch.impl.rescale_paste(batch.image, batch.mask, geo, outputs[0].work, outputs[1].work if with_mask else None)
+    results = _finish(batch, outputs)
+    return results[0], results[1] if with_mask else None
 
 
 def noise_in_mask(
@@ -316,6 +330,7 @@ def noise_in_mask(
     clip: bool = True,
     backend: str = "auto",
     out: Any = None,
+    channel_axis: int | str | None = AUTO,
 ) -> Any:
     """Add speckle / gaussian / Poisson noise to the pixels whose mask label is selected (SPEC §3-4).
 
@@ -324,14 +339,14 @@ def noise_in_mask(
     (default ``i``), never on the batch it sits in.  Pixels outside the selection are copied
     bit-identical.  Returns the noisy image (``out`` if given).
     """
-    batch = _prepare(image, mask, backend, mask_required=True)
+    batch = _prepare(image, mask, backend, mask_required=True, channel_axis=channel_axis)
     noise = _noise(
         batch, kind=kind, sigma=sigma, peak=peak, labels=labels, seed=seed, sids=sample_ids,
         value_range=value_range, clip=clip,
     )
-    (out_image,) = _outputs(batch, [(out, "out", batch.image.shape, batch.image.dtype)])
-    batch.impl.noise_in_mask(batch.image, batch.mask, noise, out_image)
-    return _finish(batch, out_image, None, (out, None))[0]
+    outputs = _outputs(batch, out, None, batch.image.shape[1:3], False)
+    batch.impl.noise_in_mask(batch.image, batch.mask, noise, outputs[0].work)
+    return _finish(batch, outputs)[0]
 
 
 def augment(
@@ -344,30 +359,28 @@ def augment(
     value_range: tuple[float, float] | None = None,
     backend: str = "auto",
     out: Any = None,
+    channel_axis: int | str | None = AUTO,
 ) -> tuple[Any, Any]:
     """SAS in one pass: ``params``' geometry, then its in-mask noise (SPEC §2 then §3).
 
     Equal to :func:`rescale_paste` followed by :func:`noise_in_mask` with the same per-sample
     values; ``sample_ids`` default to the ones ``params`` was sampled for.
     """
-    batch = _prepare(image, mask, backend, mask_required=True)
+    batch = _prepare(image, mask, backend, mask_required=True, channel_axis=channel_axis)
     n = batch.image.shape[0]
     if len(params) != n:
         raise ValueError(f"params: sampled for {len(params)} samples, but the batch has {n}")
     sids = params.sample_ids if sample_ids is None else sample_ids
     geo = _geometry(batch, scale=params.scale, offset=params.offset, crop=params.crop, canvas=params.canvas)
     noise = _noise(
-        batch, kind=list(params.kind), sigma=params.sigma, peak=params.peak, labels=params.labels, seed=seed,
+        batch, kind=params.kind, sigma=params.sigma, peak=params.peak, labels=params.labels, seed=seed,
         sids=sids, value_range=value_range,
     )
-    out_img, out_msk = _split_out(out, True)
-    ho, wo = geo.canvas
-    out_image, out_mask = _outputs(
-        batch,
-        [
-            (out_img, "out (image)", (n, ho, wo, batch.image.shape[3]), batch.image.dtype),
-            (out_msk, "out (mask)", (n, ho, wo), batch.mask.dtype),
-        ],
-    )
-    batch.impl.augment(batch.image, batch.mask, geo, noise, out_image, out_mask)
-    return _finish(batch, out_image, out_mask, (out_img, out_msk))
+    outputs = _outputs(batch, *_split_out(out, True), geo.canvas, True)
+    batch.impl.augment(batch.image, batch.mask, geo, noise, outputs[0].work, outputs[1].work)
+    image_out, mask_out = _finish(batch, outputs)
+    return image_out, mask_out
+
+
+for _function in (rescale_paste, noise_in_mask, augment):
+    _function.__doc__ += _LAYOUT_DOC

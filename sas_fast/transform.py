@@ -35,6 +35,9 @@ class SAS:
     seed: the 64-bit run seed; with the sample id it fixes every draw.
     backend: ``"auto"`` (CUDA arrays -> ``"cupy"``, else ``"numba"``, else ``"numpy"``) or a name.
     value_range: ``(lo, hi)`` intensity range of float32 images (default ``(0, 1)``).
+    channel_axis: the images' channel axis (``"auto"``: read off the shapes, see
+        :func:`sas_fast.augment`; ``0`` for channel-first ``(C, H, W)`` / ``1`` for ``(N, C, H, W)``
+        torch / MONAI layouts, ``-1`` for channel-last, ``None`` for none).
 
     Holds only plain values, so it pickles (DataLoader workers, Dask, multiprocessing) and a copy
     gives identical outputs.
@@ -47,6 +50,7 @@ class SAS:
         seed: int = 0,
         backend: str = "auto",
         value_range: tuple[float, float] | None = None,
+        channel_axis: int | str | None = "auto",
     ) -> None:
         if config is not None and not isinstance(config, SASConfig):
             raise TypeError(f"config: expected a SASConfig or None, got {type(config).__name__}")
@@ -55,6 +59,7 @@ class SAS:
         self.seed = int(seed)
         self.backend = backend
         self.value_range = value_range
+        self.channel_axis = channel_axis
 
     def __repr__(self) -> str:
         return f"SAS({self.config!r}, seed={self.seed}, backend={self.backend!r})"
@@ -66,16 +71,18 @@ class SAS:
         return self.config.sample(len(ids), seed=self.seed, sample_ids=ids, masks=masks.reshape((-1, *masks.shape[-2:])))
 
     def __call__(self, *, image: Any, mask: Any, sample_id: int, return_params: bool = False) -> dict[str, Any]:
-        """Augment one sample: ``image`` ``(H, W)`` or ``(H, W, C)``, ``mask`` ``(H, W)`` labels.
+        """Augment one sample: ``image`` ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``, ``mask`` ``(H, W)``
+        or ``(1, H, W)`` labels.
 
         ``sample_id`` is the sample's global id (the dataset index); returns
         ``{"image": ..., "mask": ...}`` in the input's array type, plus ``"params"`` (a one-sample
         :class:`SASParams`) when ``return_params``.
         """
-        if len(getattr(mask, "shape", ())) != 2:
-            raise ValueError(f"mask: expected one (H, W) label mask, got shape {getattr(mask, 'shape', None)}")
+        mask_shape = tuple(getattr(mask, "shape", ()))
+        if not (len(mask_shape) == 2 or (len(mask_shape) == 3 and mask_shape[0] == 1)):
+            raise ValueError(f"mask: expected one (H, W) or (1, H, W) label mask, got shape {getattr(mask, 'shape', None)}")
         if len(getattr(image, "shape", ())) not in (2, 3):
-            raise ValueError(f"image: expected one (H, W) or (H, W, C) image, got shape {getattr(image, 'shape', None)}")
+            raise ValueError(f"image: expected one (H, W), (H, W, C) or (C, H, W) image, got shape {getattr(image, 'shape', None)}")
         return self._apply(image, mask, self.params(mask, [_one_id(sample_id)]), return_params)
 
     def batch(self, images: Any, masks: Any, sample_ids: Any = None, *, return_params: bool = False) -> dict[str, Any]:
@@ -95,7 +102,8 @@ class SAS:
 
     def _apply(self, image: Any, mask: Any, params: SASParams, return_params: bool) -> dict[str, Any]:
         out_image, out_mask = augment(
-            image, mask, params, seed=self.seed, value_range=self.value_range, backend=self.backend
+            image, mask, params, seed=self.seed, value_range=self.value_range, backend=self.backend,
+            channel_axis=self.channel_axis,
         )
         result = {"image": out_image, "mask": out_mask}
         if return_params:

@@ -84,4 +84,4 @@ def test_cpu_torch_tensors_in_and_out(rng):
     np.testing.assert_array_equal(t_mask.numpy(), ref_mask)
     # zero-copy: the backend reads the tensor's own memory
     tensor = torch.from_numpy(images)
-    assert np.shares_memory(api._prepare(tensor, None, "numpy", mask_required=False).image, tensor.numpy())
+    assert np.shares_memory(api._prepare(tensor, None, "numpy", mask_required=False, channel_axis=None).image, tensor.numpy())

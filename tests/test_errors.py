@@ -28,11 +28,33 @@ def test_image_dtype(data, dtype):
         rp(image.astype(dtype), mask)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.int8, np.int64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64])
 def test_mask_dtype(data, dtype):
     image, mask = data
-    with pytest.raises(TypeError, match=r"mask: dtype .* accepted: bool, uint8, uint16, int32"):
+    with pytest.raises(TypeError, match=r"mask: dtype .* accepted: bool and integer labels"):
         nm(image, mask.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int64, np.uint32, np.uint64])
+def test_other_integer_masks_compute_as_int32_and_come_back_in_their_dtype(data, dtype):
+    image, mask = data
+    labels = (mask * 3).astype(dtype)
+    params = sas_fast.SASConfig().sample(2, seed=1, masks=labels)
+    got_image, got_mask = sas_fast.augment(image, labels, params, seed=2)
+    want_image, want_mask = sas_fast.augment(image, labels.astype(np.int32), params, seed=2)
+    assert got_mask.dtype == dtype
+    np.testing.assert_array_equal(got_image, want_image)
+    np.testing.assert_array_equal(got_mask, want_mask.astype(dtype))
+    np.testing.assert_array_equal(nm(image, labels), nm(image, labels.astype(np.int32)))
+
+
+@pytest.mark.parametrize("value", [2**31, -(2**31) - 1, 2**40])
+def test_integer_masks_beyond_int32_are_refused(data, value):
+    image, mask = data
+    labels = mask.astype(np.int64)
+    labels[0, 0, 0] = value
+    with pytest.raises(ValueError, match=r"mask: labels must fit int32"):
+        nm(image, labels)
 
 
 def test_shape_mismatch_and_rank(data):
@@ -140,9 +162,9 @@ def test_read_only_and_non_contiguous_inputs_work_and_stay_unmodified(rng):
 def test_batch_larger_than_memory_is_a_clear_error_not_an_oom_kill():
     image = np.zeros((2, 8, 8), np.uint8)
     with pytest.raises(MemoryError, match=r"the results need .* GiB but only .* GiB of memory is available"):
-        rp(image, canvas=(400_000, 400_000))  # 320 GB of output
+        rp(image, canvas=(400_000, 400_000), channel_axis=None)  # 320 GB of output
 
 
 def test_empty_images_are_refused():
     with pytest.raises(ValueError, match=r"image: expected at least one row and one column, got shape \(2, 0, 5\)"):
-        rp(np.zeros((2, 0, 5), np.uint8))
+        rp(np.zeros((2, 0, 5), np.uint8), channel_axis=None)

@@ -35,13 +35,13 @@ def pair():
 )
 def test_crop_bounds_never_wrap(backend, crop):
     with pytest.raises(ValueError, match="crop: "):
-        sas_fast.rescale_paste(np.zeros((1, 16, 16), np.uint8), scale=1e-18, crop=crop, backend=backend)
+        sas_fast.rescale_paste(np.zeros((1, 16, 16), np.uint8), scale=1e-18, crop=crop, backend=backend, channel_axis=None)
 
 
 @pytest.mark.parametrize("offset", [(2**63, 0), np.array([2**63 + 5, 0], np.uint64), (2**31, 0), (0.0, 1e19)])
 def test_offsets_beyond_the_limit_are_refused(offset):
     with pytest.raises(ValueError, match=r"offset: expected integers in \[-1073741824, 1073741824\]"):
-        sas_fast.rescale_paste(np.zeros((1, 8, 8), np.uint8), scale=0.5, offset=offset, backend="numpy")
+        sas_fast.rescale_paste(np.zeros((1, 8, 8), np.uint8), scale=0.5, offset=offset, backend="numpy", channel_axis=None)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -73,7 +73,7 @@ def test_malformed_value_ranges_name_the_argument(value_range):
 
 def test_float32_fill_must_be_finite_in_float32():
     with pytest.raises(ValueError, match="fill: expected finite values"):
-        sas_fast.rescale_paste(np.zeros((1, 8, 8), np.float32), scale=0.5, fill=1e39, backend="numpy")
+        sas_fast.rescale_paste(np.zeros((1, 8, 8), np.float32), scale=0.5, fill=1e39, backend="numpy", channel_axis=None)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -95,14 +95,14 @@ def test_memory_check_counts_image_and_mask_together(pair, monkeypatch):
     monkeypatch.setattr(api, "_available_host_memory", lambda: each + each // 2)  # room for one, not both
     with pytest.raises(MemoryError, match="the results need"):
         sas_fast.rescale_paste(image, mask, scale=0.5, backend="numpy")
-    sas_fast.rescale_paste(image, scale=0.5, backend="numpy")  # the image alone fits
+    sas_fast.rescale_paste(image, scale=0.5, backend="numpy", channel_axis=None)  # the image alone fits
 
 
 def test_a_canvas_whose_size_wraps_is_refused():
     with pytest.raises((ValueError, MemoryError), match="canvas|results need"):
-        sas_fast.rescale_paste(np.zeros((1, 4, 4), np.uint8), scale=1.0, canvas=(2**31, 2**31))
+        sas_fast.rescale_paste(np.zeros((1, 4, 4), np.uint8), scale=1.0, canvas=(2**31, 2**31), channel_axis=None)
     with pytest.raises(MemoryError, match="results need"):
-        sas_fast.rescale_paste(np.zeros((1, 4, 4), np.uint8), scale=1.0, canvas=(2**31 - 1, 2**31 - 1))
+        sas_fast.rescale_paste(np.zeros((1, 4, 4), np.uint8), scale=1.0, canvas=(2**31 - 1, 2**31 - 1), channel_axis=None)
 
 
 @pytest.mark.parametrize("seed", [1.5, "7", True, 1e19, None, float("nan"), np.float64(3.0)])

@@ -60,8 +60,10 @@ CASES = [
     *[
         Case(f"mask dtype {dt}", "noise_in_mask", lambda dt=dt: (IMG, MSK.astype(dt)), {},
              (TypeError, "mask: dtype"))
-        for dt in ("int8", "int64", "float32", ">i4")
+        for dt in ("float32", "float64")
     ],
+    # other integer masks (torch's int64 labels) compute as int32 and come back in their dtype
+    *[Case(f"mask dtype {dt}", "augment", lambda dt=dt: (IMG, MSK.astype(dt)), {}) for dt in ("int8", "int64", ">i4", "uint64")],
     # ranks and shapes
     Case("1-D image", "rescale_paste", lambda: (IMG[0, 0], None), GEO, (ValueError, "image: expected")),
     Case("5-D image", "rescale_paste", lambda: (IMG[None, ..., None], None), GEO, (ValueError, "image: expected")),

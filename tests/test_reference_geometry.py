@@ -94,7 +94,7 @@ def test_fill_values_and_center_placement(rng):
 
 def test_thumbnail_wholly_outside_the_canvas_gives_fill(rng):
     image = random_image(rng, (2, 16, 16), np.float32)
-    got, _ = sas_fast.rescale_paste(image, scale=0.5, offset=(100, -100), fill=0.25, backend="numpy")
+    got, _ = sas_fast.rescale_paste(image, scale=0.5, offset=(100, -100), fill=0.25, backend="numpy", channel_axis=None)
     assert (got == np.float32(0.25)).all()
 
 
