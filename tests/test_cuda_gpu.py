@@ -243,7 +243,7 @@ def test_torch_cuda_tensors_in_and_out(rng):
 
 def test_backend_is_listed_and_modules_are_memoised_per_device():
     assert "cupy" in sas_fast.available_backends()
-    image = cp.zeros((1, 8, 8), cp.uint8)
+    image = cp.zeros((1, 8, 8, 1), cp.uint8)  # (N, H, W, C): a 3-D image without a mask is ambiguous
     sas_fast.rescale_paste(image, scale=0.5, backend="cupy")
     name = cuda.name_expression("rescale_paste", np.uint8, cuda.NO_MASK_DTYPE)
     key = (cp.cuda.Device().id, name, cuda.RUN_BYTES, cuda.BLOCK_THREADS, cuda.MIN_BLOCKS)

@@ -7,11 +7,15 @@
   launches on the CPU and must equal the NumPy reference: geometry and speckle/gaussian noise bit
   for bit, Poisson within ``tests/tolerances.py``; Philox against the known answers, log/cos against
   ``sas_fast.fmath`` over every uniform the generator can produce.
+* The structs the kernels read (``LaunchRecord``, ``SampleParams``) have the offsets and sizes of
+  their NumPy dtypes (``cuda.LAUNCH_DTYPE``, ``records.SAMPLE_DTYPE``), and the source refuses to
+  compile when their sizes differ from the ones the loader passes.
 * Without CuPy, sas_fast imports and runs, and ``backend="cupy"`` says what to install.
 """
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
 import subprocess
@@ -26,6 +30,7 @@ from sas_fast import fmath, samplers
 from sas_fast.backends import cuda, reference
 from sas_fast.philox import philox4x32_10
 from sas_fast.plan import IMAGE_DTYPES, MASK_DTYPES, make_geometry, make_noise
+from sas_fast.records import SAMPLE_DTYPE, pack_samples
 from tests.conftest import random_image
 from tests.cuda_host import host_backend, nvrtc
 from tests.cuda_host.cases import (
@@ -117,6 +122,35 @@ def test_defines_carry_the_python_constants_exactly():
         assert np.uint32(int(defines[f"SAS_{name}"].rstrip("u"), 16)).view(np.float32) == value
     assert [float.fromhex(defines[f"SAS_LOGGAM_A{i}"]) for i in range(10)] == list(samplers._LOGGAM_A)
     assert float.fromhex(defines["SAS_PTRS_MIN_LAM"]) == samplers.PTRS_MIN_LAM
+    assert int(defines["SAS_LAUNCH_BYTES"]) == cuda.LAUNCH_DTYPE.itemsize
+    assert int(defines["SAS_SAMPLE_BYTES"]) == SAMPLE_DTYPE.itemsize
+
+
+def test_source_refuses_to_compile_when_a_record_size_differs(tmp_path):
+    gxx = host_backend.compiler()
+    if gxx is None:
+        pytest.skip("g++ is not installed")
+    unit = tmp_path / "sizes.cpp"
+    unit.write_text(f'#include "cuda_shim.h"\n#include "{cuda.KERNEL_FILE}"\n')
+    sizes = ("-DSAS_LAUNCH_BYTES=", "-DSAS_SAMPLE_BYTES=")
+    defines = [d for d in cuda.compile_defines() if not d.startswith(sizes)]
+    defines += [f"-DSAS_LAUNCH_BYTES={cuda.LAUNCH_DTYPE.itemsize + 8}", f"-DSAS_SAMPLE_BYTES={SAMPLE_DTYPE.itemsize - 4}"]
+    cmd = [gxx, "-std=c++17", "-fsyntax-only", f"-I{host_backend.SHIM_DIR}", f"-I{cuda.SOURCE_DIR}", *defines, str(unit)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "LaunchRecord differs from LAUNCH_DTYPE" in result.stderr and "SampleParams differs" in result.stderr
+
+
+@pytest.mark.parametrize("struct", list(host_backend.RECORDS))
+def test_record_structs_lay_out_as_their_dtypes(host, struct):
+    # the probe names every dtype field (a field the struct lacks fails to compile); here every
+    # offset and size must agree, so a field moved on one side only fails
+    dtype = host_backend.RECORDS[struct]
+    size, fields = host.layout(struct)
+    assert size == dtype.itemsize
+    assert fields == {name: (dtype.fields[name][1], dtype.fields[name][0].itemsize) for name in dtype.names}
+    # no padding: a field added to the struct alone changes its size, which the source static_asserts
+    assert sum(item for _, item in fields.values()) == size
 
 
 # ----------------------------------------------------------------------------- device samplers
@@ -274,7 +308,7 @@ def test_grid_stride_loop_covers_batches_larger_than_the_grid(host, rng, monkeyp
     reference.augment(image, mask, geo, noise, *want)
     host.augment(image, mask, geo, noise, *got)
     assert host.launches[-1].grid == 1 and host.launches[-1].block * 8 < N * H * W  # each thread loops
-    assert host.launches[-1].args[-1] == wide
+    assert host.launches[-1].record["wide"][0] == wide
     assert_same(want, got)
 
 
@@ -296,7 +330,7 @@ def test_strided_negative_and_misaligned_views(host, rng):
     size = N * geo.canvas[0] * geo.canvas[1]
     got = (np.empty(size + 8, np.uint16)[1 : size + 1].reshape(want[0].shape), np.empty(size + 4, np.int32)[1 : size + 1].reshape(want[1].shape))
     host.rescale_paste(image, masks, geo, *got)
-    assert host.launches[-1].args[-2] == 0  # the 'aligned' argument
+    assert host.launches[-1].record["aligned"][0] == 0
     assert_same(want, got)
 
 
@@ -345,7 +379,7 @@ def test_the_poisson_free_instance_runs_unless_a_sample_draws_poisson(host, rng)
             assert_same([want], [got])
 
 
-def test_launch_names_and_arguments_follow_the_kernel_signature():
+def test_launch_names_follow_the_kernel_templates():
     assert cuda.name_expression("augment", np.uint8, np.bool_) == "sas_augment<unsigned char, bool, false>"
     assert len(set(cuda.name_expressions())) == 60
     assert cuda.name_expressions(np.float32, np.int32) == [
@@ -353,14 +387,46 @@ def test_launch_names_and_arguments_follow_the_kernel_signature():
         "sas_noise_in_mask<float, int, false>", "sas_noise_in_mask<float, int, true>",
         "sas_augment<float, int, false>", "sas_augment<float, int, true>",
     ]  # fmt: skip
-    source = (cuda.SOURCE_DIR / cuda.KERNEL_FILE).read_text()
-    params = re.search(r"#define SAS_KERNEL_PARAMS(.*?)\n\n", source, re.DOTALL).group(1)
-    n_params = params.count(",") + 1
-    image = np.zeros((1, 4, 4, 1), np.uint8)
-    geo = make_geometry(image.shape, image.dtype, scale=0.5)
-    launch = cuda.build_launch("rescale_paste", image, None, geo, None, np.empty_like(image), None, np)
-    assert len(launch.args) == n_params
-    assert cuda.PARAM_DTYPE.itemsize == 64 and "sizeof(SampleParams) == 64" in source
+
+
+def _read(address: int, dtype, count: int) -> np.ndarray:
+    """``count`` elements of ``dtype`` at a host address (the CPU tests' "device" memory)."""
+    return np.frombuffer(ctypes.string_at(address, count * np.dtype(dtype).itemsize), dtype)
+
+
+def test_launch_record_holds_the_arrays_and_plans_by_name(rng):
+    image = random_image(rng, (2, 9, 7, 3), np.uint16)[:, ::-2]  # negative row stride
+    mask = label_masks(rng, 2, 9, 7, np.int32)[:, ::-2]
+    geo = make_geometry(image.shape, image.dtype, mask_dtype=mask.dtype, scale=0.5, canvas=(4, 6), fill=9, mask_fill=2)
+    noise = make_noise(2, image.dtype, kind=["speckle", "gaussian"], sigma=0.1, labels=[3, 1], seed=2**33 + 5)
+    out = _outputs(2, geo.canvas, 3, image.dtype, mask.dtype)
+    launch = cuda.build_launch("augment", image, mask, geo, noise, *out, np)
+    assert len(launch.args) == 1 and launch.args[0] is launch.record
+    assert launch.record.dtype == cuda.LAUNCH_DTYPE and launch.record.shape == (1,)
+    r = launch.record[0]
+    addresses = {"img": image, "msk": mask, "out": out[0], "out_mask": out[1]}
+    assert {name: int(r[name]) for name in addresses} == {name: a.ctypes.data for name, a in addresses.items()}
+    assert [int(r[f"img_s{a}"]) for a in "nyxc"] == [s // 2 for s in image.strides]
+    assert [int(r[f"msk_s{a}"]) for a in "nyx"] == [s // 4 for s in mask.strides]
+    assert [int(r[f]) for f in ("n", "ho", "wo", "ch", "n_labels", "mask_fill", "clip", "wide")] == [2, 4, 6, 3, 2, 2, 1, 0]
+    assert [int(r["key0"]), int(r["key1"])] == [int(k) for k in noise.key]
+    assert [r[f] for f in ("lo", "span", "inv")] == [np.float32(noise.lo), np.float32(noise.span), np.float32(noise.inv)]
+    # the one upload: per-sample records, fill values, selected labels, kept alive by the launch
+    upload = [a for a in launch.arrays if a.ctypes.data == int(r["params"])]
+    assert len(upload) == 1 and upload[0].dtype == np.uint32
+    np.testing.assert_array_equal(_read(int(r["params"]), SAMPLE_DTYPE, 2), pack_samples(2, geo, noise))
+    np.testing.assert_array_equal(_read(int(r["fill"]), np.float32, 3), [9.0, 9.0, 9.0])
+    np.testing.assert_array_equal(_read(int(r["labels"]), np.int32, 2), [1, 3])
+    assert int(r["labels"]) + 2 * 4 == int(r["params"]) + upload[0].nbytes
+    # rescale_paste without a mask: null mask addresses, zero strides
+    plain = cuda.build_launch("rescale_paste", image, None, geo, None, out[0], None, np).record[0]
+    assert [int(plain[f]) for f in ("msk", "out_mask", "msk_sn", "msk_sy", "msk_sx", "n_labels")] == [0, 0, 0, 0, 0, -1]
+
+
+def test_launch_record_must_be_given_every_field():
+    fields = {name: 0 for name in cuda.LAUNCH_DTYPE.names if name != "wide"}
+    with pytest.raises(TypeError, match=r"missing fields \['wide'\], unknown fields \['extra'\]"):
+        cuda._launch_record(**fields, extra=1)
 
 
 # ----------------------------------------------------------------------------- without CuPy

@@ -11,9 +11,15 @@ sources), so the kernels give the reference's bits.  CuPy itself adds ``-ftz=tru
 *subnormal* pixel values (below 1.2e-38) are flushed to zero on the GPU, where the reference keeps
 them; normal values are unaffected (the samplers never produce subnormals).
 
+Every kernel takes one argument, a :data:`LAUNCH_DTYPE` record passed by value (a ``(1,)`` NumPy
+structured array, which CuPy passes as the bytes of a struct), mirrored by ``struct LaunchRecord``
+in the ``.cu`` file; the per-sample records are :data:`sas_fast.records.SAMPLE_DTYPE`.  The
+compilation asserts both sizes (``SAS_LAUNCH_BYTES``, ``SAS_SAMPLE_BYTES``) and the host tests
+compare every field's offset.
+
 Everything above the kernel call (:func:`compute`, :func:`build_launch`) is plain NumPy/array-API
 code, so the CPU tests (``tests/test_cuda_source.py``) run the very same output handling and launch
-arguments through the same ``.cu`` file compiled as host C++.
+records through the same ``.cu`` file compiled as host C++.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ import numpy as np
 
 from .. import fmath, philox, samplers
 from ..plan import KINDS, GeometryPlan, NoisePlan
+from ..records import SAMPLE_DTYPE, pack_samples
 
 __all__ = [
     "DEVICE",
+    "LAUNCH_DTYPE",
     "Launch",
     "augment",
     "build_launch",
@@ -55,12 +63,12 @@ MAX_BLOCKS = 1 << 16
 #: Bytes of one-channel image each thread computes and stores per step (the kernels' RUN * sizeof(T),
 #: at least one pixel): 8 gives uint8 runs of 8 pixels in one 64-bit store.  A tuning knob
 #: (benchmarks/bench_gpu.py sweeps it): longer runs mean wider stores but more registers (NVRTC 13,
-#: sm_90, Poisson-free uint8 augment: 70 registers at 1 byte, 122 at 4, 128 at 8, no spills).
+#: sm_90, Poisson-free uint8 augment: 56 registers at 1 byte, 88 at 4, 96 at 8, no spills).
 RUN_BYTES = 8
 #: Blocks per SM the kernels are compiled to fit (``__launch_bounds__``' second argument): 1 lets
-#: ptxas use up to 255 registers a thread (uint8 augment with Poisson takes 140 on sm_90: one
-#: 256-thread block per SM); 2 or 3 cap it at 128 / 80 for more warps in flight at the cost of some
-#: spills.  A tuning knob (benchmarks/bench_gpu.py sweeps it with RUN_BYTES); ptxas reports the spills.
+#: ptxas use up to 255 registers a thread (uint8 augment with Poisson takes 124 on sm_90: two
+#: 256-thread blocks per SM); 2 or 3 cap it at 128 / 80 for more warps in flight (3: some
+#: spills).  A tuning knob (benchmarks/bench_gpu.py sweeps it with RUN_BYTES); ptxas reports the spills.
 MIN_BLOCKS = 1
 #: Vector stores (up to 16 bytes: a run of int32 labels) need outputs aligned to this.
 STORE_ALIGN = 16
@@ -81,17 +89,23 @@ KERNELS = {"rescale_paste": "sas_rescale_paste", "noise_in_mask": "sas_noise_in_
 #: Mask type used when rescale_paste has no mask (the mask pointers are then null).
 NO_MASK_DTYPE = np.dtype(np.uint8)
 
-#: One sample's parameters: mirrors ``struct SampleParams`` in sas_kernels.cu (16 words).
-PARAM_DTYPE = np.dtype(
+#: The kernels' one argument, passed by value: mirrors ``struct LaunchRecord`` in sas_kernels.cu.
+#: Device addresses (0: absent) of the input image and mask, the outputs, and the uploaded
+#: per-sample records, fill values and selected labels; the inputs' element strides; then the
+#: counts, Philox key, normalisation and flags.  8-byte fields first, then 4-byte ones: C layout
+#: without padding.  :func:`build_launch` fills every field by name.
+LAUNCH_DTYPE = np.dtype(
     [
-        ("sy0", "<i4"), ("sx0", "<i4"), ("sh", "<i4"), ("sw", "<i4"),
-        ("h", "<i4"), ("w", "<i4"), ("oy", "<i4"), ("ox", "<i4"),
-        ("ry", "<f4"), ("rx", "<f4"),
-        ("kind", "<i4"), ("sigma", "<f4"), ("peak", "<f4"), ("sid", "<u4"),
-        ("unused", "<u4", (2,)),
-    ]
+        ("img", "<u8"), ("msk", "<u8"), ("out", "<u8"), ("out_mask", "<u8"),
+        ("params", "<u8"), ("fill", "<u8"), ("labels", "<u8"),
+        ("img_sn", "<i8"), ("img_sy", "<i8"), ("img_sx", "<i8"), ("img_sc", "<i8"),
+        ("msk_sn", "<i8"), ("msk_sy", "<i8"), ("msk_sx", "<i8"),
+        ("n_labels", "<i4"), ("mask_fill", "<i4"), ("n", "<i4"), ("ho", "<i4"), ("wo", "<i4"), ("ch", "<i4"),
+        ("key0", "<u4"), ("key1", "<u4"), ("lo", "<f4"), ("span", "<f4"), ("inv", "<f4"),
+        ("clip", "<i4"), ("aligned", "<i4"), ("wide", "<i4"),
+    ],
+    align=True,
 )  # fmt: skip
-assert PARAM_DTYPE.itemsize == 64
 
 
 # ----------------------------------------------------------------------------- compilation
@@ -105,7 +119,9 @@ def compile_defines() -> list[str]:
     """The ``-D`` options every compilation of the sources needs, from their single Python sources.
 
     float32 constants of :data:`sas_fast.fmath.COEFFS` as IEEE bit patterns, float64 sampler
-    constants as exact hexadecimal literals, and the integer stream / kind / launch constants.
+    constants as exact hexadecimal literals, the integer stream / kind / launch constants, and the
+    byte sizes of :data:`LAUNCH_DTYPE` and :data:`~sas_fast.records.SAMPLE_DTYPE` (the source
+    ``static_assert``s its structs against them).
     """
     defines = [f"-DSAS_{name}={_float_bits(value)}" for name, value in fmath.COEFFS.items()]
     defines += [f"-DSAS_LOGGAM_A{i}={float(a).hex()}" for i, a in enumerate(samplers._LOGGAM_A)]
@@ -118,6 +134,8 @@ def compile_defines() -> list[str]:
         f"-DSAS_BLOCK_THREADS={BLOCK_THREADS}",
         f"-DSAS_RUN_BYTES={RUN_BYTES}",
         f"-DSAS_MIN_BLOCKS={MIN_BLOCKS}",
+        f"-DSAS_LAUNCH_BYTES={LAUNCH_DTYPE.itemsize}",
+        f"-DSAS_SAMPLE_BYTES={SAMPLE_DTYPE.itemsize}",
     ]
     defines += [f"-DSAS_KIND_{name.upper()}={code}" for name, code in KINDS.items()]
     return defines
@@ -170,13 +188,20 @@ def name_expressions(image_dtype: Any = None, mask_dtype: Any = None) -> list[st
 
 @dataclass(frozen=True)
 class Launch:
-    """One kernel launch: instance name, 1-D grid and block sizes, and the argument tuple in the
-    order of ``SAS_KERNEL_PARAMS`` (arrays for pointers, NumPy scalars for values)."""
+    """One kernel launch: instance name, 1-D grid and block sizes, the kernel's argument ``record``
+    (a ``(1,)`` :data:`LAUNCH_DTYPE` host array, passed by value) and ``arrays``, every array whose
+    address the record holds: they must stay alive until the launch is queued."""
 
     name: str
     grid: int
     block: int
-    args: tuple
+    record: np.ndarray
+    arrays: tuple
+
+    @property
+    def args(self) -> tuple:
+        """The kernel's argument tuple, as ``cupy.RawKernel`` takes it."""
+        return (self.record,)
 
 
 def _address(arr: Any) -> int:
@@ -185,16 +210,16 @@ def _address(arr: Any) -> int:
     return int(arr.ctypes.data if ptr is None else ptr)
 
 
-def _element_strides(arr: Any, xp: ModuleType) -> tuple[Any, list[np.int64]]:
+def _element_strides(arr: Any, xp: ModuleType) -> tuple[Any, list[int]]:
     """``arr`` (copied contiguous only if a byte stride is not a whole number of elements) and its
-    strides in elements, as kernel arguments."""
+    strides in elements."""
     if any(s % arr.itemsize for s in arr.strides):
         arr = xp.ascontiguousarray(arr)
-    return arr, [np.int64(s // arr.itemsize) for s in arr.strides]
+    return arr, [s // arr.itemsize for s in arr.strides]
 
 
 def _pack_plans(n: int, geo: GeometryPlan | None, noise: NoisePlan | None, mask_dtype: np.dtype, channels: int):
-    """One uint32 host array: N SampleParams records, then C fill values (float32), then the
+    """One uint32 host array: N :data:`SAMPLE_DTYPE` records, then C fill values (float32), then the
     selected labels (int32, sorted).  Returns ``(words, n_labels)``; ``n_labels`` -1: any nonzero."""
     labels = np.zeros(0, dtype=np.int32)
     n_labels = -1
@@ -204,18 +229,21 @@ def _pack_plans(n: int, geo: GeometryPlan | None, noise: NoisePlan | None, mask_
         kept = noise.labels[(noise.labels >= info.min) & (noise.labels <= info.max)]
         labels = kept.astype(np.int32)
         n_labels = len(labels)
-    words = np.zeros(n * 16 + channels + len(labels), dtype=np.uint32)
-    rec = words[: n * 16].view(PARAM_DTYPE)
-    if geo is not None:
-        rec["sy0"], rec["sx0"], rec["sh"], rec["sw"] = geo.crop.T
-        rec["h"], rec["w"] = geo.thumb.T
-        rec["oy"], rec["ox"] = geo.offset.T
-        rec["ry"], rec["rx"] = geo.ratio.T
-        words[n * 16 : n * 16 + channels] = geo.fill.astype(np.float32).view(np.uint32)
-    if noise is not None:
-        rec["kind"], rec["sigma"], rec["peak"], rec["sid"] = noise.kind, noise.sigma, noise.peak, noise.sid
-    words[n * 16 + channels :] = labels.view(np.uint32)
+    fill = np.zeros(channels, np.float32) if geo is None else geo.fill.astype(np.float32)
+    words = np.concatenate([pack_samples(n, geo, noise).view(np.uint32), fill.view(np.uint32), labels.view(np.uint32)])
     return words, n_labels
+
+
+def _launch_record(**fields: Any) -> np.ndarray:
+    """A ``(1,)`` :data:`LAUNCH_DTYPE` record of ``fields``, which must name every field exactly once
+    (a field added to the dtype is an error here until it is given a value, never a silent 0)."""
+    if set(fields) != set(LAUNCH_DTYPE.names):
+        missing, unknown = set(LAUNCH_DTYPE.names) - set(fields), set(fields) - set(LAUNCH_DTYPE.names)
+        raise TypeError(f"launch record: missing fields {sorted(missing)}, unknown fields {sorted(unknown)}")
+    record = np.zeros(1, LAUNCH_DTYPE)
+    for name, value in fields.items():
+        record[name] = value
+    return record
 
 
 def build_launch(
@@ -243,33 +271,33 @@ def build_launch(
     mask_dtype = NO_MASK_DTYPE if mask is None else np.dtype(mask.dtype)
     words, n_labels = _pack_plans(n, geo, noise, mask_dtype, channels)
     dev = xp.asarray(words)
-    image, img_strides = _element_strides(image, xp)
-    null = np.uint64(0)
+    params = _address(dev)
+    fill = params + n * SAMPLE_DTYPE.itemsize
+    image, (img_sn, img_sy, img_sx, img_sc) = _element_strides(image, xp)
     if mask is None:
-        mask_args = [null, np.int64(0), np.int64(0), np.int64(0)]
+        msk, (msk_sn, msk_sy, msk_sx) = 0, (0, 0, 0)
     else:
-        mask, msk_strides = _element_strides(mask, xp)
-        mask_args = [mask, *msk_strides]
+        mask, (msk_sn, msk_sy, msk_sx) = _element_strides(mask, xp)
+        msk = _address(mask)
     aligned = all(_address(a) % STORE_ALIGN == 0 for a in (out_image, out_mask) if a is not None)
     if noise is None:
         key, lo, span, inv, clip = (0, 0), 0.0, 0.0, 0.0, False
     else:
         key, lo, span, inv, clip = noise.key, noise.lo, noise.span, noise.inv, noise.clip
-    args = (
-        image, *img_strides,
-        *mask_args,
-        out_image, null if out_mask is None else out_mask,
-        dev[: n * 16], dev[n * 16 : n * 16 + channels], dev[n * 16 + channels :],
-        np.int32(n_labels), np.int32(0 if geo is None else geo.mask_fill),
-        np.int32(n), np.int32(ho), np.int32(wo), np.int32(channels),
-        np.uint32(key[0]), np.uint32(key[1]), np.float32(lo), np.float32(span), np.float32(inv),
-        np.int32(clip), np.int32(aligned), np.int32(n * ho * wo >= WIDE_PIXELS),
+    record = _launch_record(
+        img=_address(image), msk=msk, out=_address(out_image), out_mask=0 if out_mask is None else _address(out_mask),
+        params=params, fill=fill, labels=fill + channels * np.dtype(np.float32).itemsize,
+        img_sn=img_sn, img_sy=img_sy, img_sx=img_sx, img_sc=img_sc, msk_sn=msk_sn, msk_sy=msk_sy, msk_sx=msk_sx,
+        n_labels=n_labels, mask_fill=0 if geo is None else geo.mask_fill, n=n, ho=ho, wo=wo, ch=channels,
+        key0=key[0], key1=key[1], lo=lo, span=span, inv=inv,
+        clip=clip, aligned=aligned, wide=n * ho * wo >= WIDE_PIXELS,
     )  # fmt: skip
+    arrays = tuple(a for a in (image, mask, out_image, out_mask, dev) if a is not None)
     run = max(1, RUN_BYTES // out_image.itemsize)
     threads = -(-out_image.size // channels // run)
     grid = min(MAX_BLOCKS, -(-threads // BLOCK_THREADS))
     poisson = noise is not None and bool(np.any(noise.kind == KINDS["poisson"]))
-    return Launch(name_expression(function, out_image.dtype, mask_dtype, poisson), grid, BLOCK_THREADS, args)
+    return Launch(name_expression(function, out_image.dtype, mask_dtype, poisson), grid, BLOCK_THREADS, record, arrays)
 
 
 # ----------------------------------------------------------------------------- CuPy

@@ -9,13 +9,14 @@
 //   sas_rescale_paste  geometry only (out_mask may be null when there is no mask)
 //   sas_noise_in_mask  out = image with noise on the selected pixels
 //   sas_augment        geometry, then noise on the selected pixels of the *output* mask
-// all with the parameter list SAS_KERNEL_PARAMS below (sas_fast/backends/cuda.py builds it).
+// each with one argument, a LaunchRecord passed by value (sas_fast/backends/cuda.py builds it).
 //
 // Work split: the batch's N*Ho*Wo canvas pixels are one flat range (64-bit indices); each thread
 // takes runs of RUN = max(1, SAS_RUN_BYTES / sizeof(T)) consecutive pixels (grid-stride loop), so a
 // one-channel image run is one wide store (uint8: 8 pixels, one 64-bit store with the default 8
 // bytes) and a warp writes contiguous memory.  Per-sample parameters come from a
-// small device array of SampleParams; sizes, strides, key and normalisation are kernel arguments.
+// small device array of SampleParams; addresses, sizes, strides, key and normalisation are the
+// fields of the LaunchRecord.
 // No shared memory and no __syncthreads: threads are independent (the CPU tests rely on that).
 #include "sas_random.cuh"
 
@@ -25,10 +26,13 @@
 #if !(defined(SAS_KIND_NONE) && defined(SAS_KIND_SPECKLE) && defined(SAS_KIND_POISSON))
 #error "sas_fast: the noise kind codes of sas_fast.plan.KINDS are missing (sas_fast.backends.cuda.compile_defines() passes them)"
 #endif
+#if !(defined(SAS_LAUNCH_BYTES) && defined(SAS_SAMPLE_BYTES))
+#error "sas_fast: SAS_LAUNCH_BYTES / SAS_SAMPLE_BYTES (the record sizes of LAUNCH_DTYPE, SAMPLE_DTYPE) are missing; sas_fast.backends.cuda.compile_defines() passes them"
+#endif
 
 namespace sas {
 
-// One sample's parameters (16 words); mirrors PARAM_DTYPE in sas_fast/backends/cuda.py.
+// One sample's parameters (16 words); mirrors sas_fast.records.SAMPLE_DTYPE.
 struct SampleParams {
     i32 sy0, sx0, sh, sw;  // source crop box
     i32 h, w;              // thumbnail size
@@ -39,7 +43,32 @@ struct SampleParams {
     u32 sid;               // global sample id: the Philox counter's second word
     u32 unused[2];
 };
-static_assert(sizeof(SampleParams) == 64, "SampleParams must stay 16 words (PARAM_DTYPE in cuda.py)");
+static_assert(sizeof(SampleParams) == SAS_SAMPLE_BYTES, "SampleParams differs from sas_fast.records.SAMPLE_DTYPE");
+
+// The kernels' one argument, passed by value: mirrors LAUNCH_DTYPE in sas_fast/backends/cuda.py,
+// which fills it by field name.  8-byte fields first, then 4-byte ones, so the layout has no
+// padding; the host tests compare every field's offset and size with the dtype.
+struct LaunchRecord {
+    // device addresses (0: absent)
+    u64 img;       // (N, H, W, C) input image, element strides below (any sign)
+    u64 msk;       // (N, H, W) input mask, or 0 (rescale_paste without a mask)
+    u64 out;       // (N, Ho, Wo, C) contiguous
+    u64 out_mask;  // (N, Ho, Wo) contiguous, or 0
+    u64 params;    // (N,) SampleParams
+    u64 fill;      // (C,) float image fill values (exact in float32 for every image type)
+    u64 labels;    // (n_labels,) i32 sorted selected labels
+    i64 img_sn, img_sy, img_sx, img_sc;
+    i64 msk_sn, msk_sy, msk_sx;
+    i32 n_labels;           // n_labels < 0: every nonzero label is selected
+    i32 mask_fill;
+    i32 n, ho, wo, ch;
+    u32 key0, key1;         // Philox key
+    float lo, span, inv;    // x = (v - lo) * inv, v = lo + y * span
+    i32 clip;               // clip y to [0, 1]
+    i32 aligned;            // out and out_mask are 16-byte aligned: vector stores allowed
+    i32 wide;               // the batch has 2^32 canvas pixels or more: 64-bit index division
+};
+static_assert(sizeof(LaunchRecord) == SAS_LAUNCH_BYTES, "LaunchRecord differs from LAUNCH_DTYPE in sas_fast/backends/cuda.py");
 
 enum Mode { GEOMETRY = 1, NOISE = 2, FUSED = 3 };
 
@@ -94,24 +123,27 @@ __device__ __forceinline__ Tap axis_tap(i64 t, i32 size, i32 src, float ratio) {
 
 // ------------------------------------------------------------------------------- arguments
 
+// The record as the kernel body reads it: its addresses as typed pointers, which hide the u64
+// fields of the same names.
 template <typename T, typename M>
-struct Batch {
-    const T* img;  // (N, H, W, C) input, element strides below (any sign)
-    i64 img_sn, img_sy, img_sx, img_sc;
-    const M* msk;  // (N, H, W) input mask, or null (rescale_paste without a mask)
-    i64 msk_sn, msk_sy, msk_sx;
-    T* out;       // (N, Ho, Wo, C) contiguous
-    M* out_mask;  // (N, Ho, Wo) contiguous, or null
+struct Batch : LaunchRecord {
+    const T* img;
+    const M* msk;  // null without a mask
+    T* out;
+    M* out_mask;   // null without a mask
     const SampleParams* params;
-    const float* fill;  // (C,) image fill values (exact in float32 for every image type)
-    const i32* labels;  // sorted selected labels; n_labels < 0: every nonzero label
-    i32 n_labels, mask_fill;
-    i32 n, ho, wo, ch;
-    u32 key0, key1;         // Philox key
-    float lo, span, inv;    // x = (v - lo) * inv, v = lo + y * span
-    i32 clip;               // clip y to [0, 1]
-    i32 aligned;            // out and out_mask are 16-byte aligned: vector stores allowed
-    i32 wide;               // the batch has 2^32 canvas pixels or more: 64-bit index division
+    const float* fill;
+    const i32* labels;
+
+    __device__ __forceinline__ explicit Batch(const LaunchRecord& r)
+        : LaunchRecord(r),
+          img(reinterpret_cast<const T*>(r.img)),
+          msk(reinterpret_cast<const M*>(r.msk)),
+          out(reinterpret_cast<T*>(r.out)),
+          out_mask(reinterpret_cast<M*>(r.out_mask)),
+          params(reinterpret_cast<const SampleParams*>(r.params)),
+          fill(reinterpret_cast<const float*>(r.fill)),
+          labels(reinterpret_cast<const i32*>(r.labels)) {}
 };
 
 __device__ __forceinline__ bool selected(i32 label, const i32* labels, i32 n_labels) {
@@ -130,7 +162,7 @@ __device__ __forceinline__ bool selected(i32 label, const i32* labels, i32 n_lab
 // The noisy value of one channel v (SPEC §3): normalise, draw, clip, map back.  Not inlined: it
 // runs only for selected pixels, and a call keeps Philox and PTRS out of the unrolled pixel loop.
 // POISSON: the instance can draw Poisson counts.  The Poisson sampler (float64, PTRS) sets the
-// whole kernel's register count (ptxas, sm_90: 106 registers a thread at one pixel per thread, 48-70
+// whole kernel's register count (ptxas, sm_90: 102 registers a thread at one pixel per thread, 40-56
 // without it), so batches without Poisson samples run the instance without it (the loader picks).
 template <typename T, bool POISSON>
 __device__ __noinline__ T add_noise(T v, i32 kind, float sigma, float peak, u32 sid, u32 p, u32 c, u32 k0, u32 k1,
@@ -338,30 +370,17 @@ __device__ __forceinline__ void run(const Batch<T, M>& b) {
 
 // ------------------------------------------------------------------------------- entry points
 
-#define SAS_KERNEL_PARAMS                                                                                      \
-    const T *__restrict__ img, sas::i64 img_sn, sas::i64 img_sy, sas::i64 img_sx, sas::i64 img_sc,             \
-        const M *__restrict__ msk, sas::i64 msk_sn, sas::i64 msk_sy, sas::i64 msk_sx, T *__restrict__ out,     \
-        M *__restrict__ out_mask, const sas::SampleParams *__restrict__ params, const float *__restrict__ fill, \
-        const sas::i32 *__restrict__ labels, sas::i32 n_labels, sas::i32 mask_fill, sas::i32 n, sas::i32 ho,   \
-        sas::i32 wo, sas::i32 ch, sas::u32 key0, sas::u32 key1, float lo, float span, float inv,               \
-        sas::i32 clip, sas::i32 aligned, sas::i32 wide
-
-#define SAS_RUN(MODE, POISSON)                                                                                \
-    sas::run<MODE, T, M, POISSON>(sas::Batch<T, M>{img, img_sn, img_sy, img_sx, img_sc, msk, msk_sn, msk_sy, msk_sx,   \
-                                          out, out_mask, params, fill, labels, n_labels, mask_fill, n, ho, wo, \
-                                          ch, key0, key1, lo, span, inv, clip, aligned, wide})
-
 template <typename T, typename M>
-__global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_rescale_paste(SAS_KERNEL_PARAMS) {
-    SAS_RUN(sas::GEOMETRY, false);
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_rescale_paste(const sas::LaunchRecord r) {
+    sas::run<sas::GEOMETRY, T, M, false>(sas::Batch<T, M>(r));
 }
 
 template <typename T, typename M, bool POISSON>
-__global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_noise_in_mask(SAS_KERNEL_PARAMS) {
-    SAS_RUN(sas::NOISE, POISSON);
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_noise_in_mask(const sas::LaunchRecord r) {
+    sas::run<sas::NOISE, T, M, POISSON>(sas::Batch<T, M>(r));
 }
 
 template <typename T, typename M, bool POISSON>
-__global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_augment(SAS_KERNEL_PARAMS) {
-    SAS_RUN(sas::FUSED, POISSON);
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_augment(const sas::LaunchRecord r) {
+    sas::run<sas::FUSED, T, M, POISSON>(sas::Batch<T, M>(r));
 }

@@ -7,8 +7,9 @@
   ``__cuda_array_interface__`` (so sas_fast treats them as GPU arrays) and ``.device``;
   ``asarray`` / ``asnumpy`` copy across the pretend boundary, as CuPy's do;
 * ``RawModule(...).get_function(name)`` runs the kernel instance ``name`` of the unchanged
-  ``sas_fast/cuda/sas_kernels.cu`` compiled for the CPU (:mod:`host_backend`), with the arguments
-  ``backends.cuda`` builds for the real thing.
+  ``sas_fast/cuda/sas_kernels.cu`` compiled for the CPU (:mod:`host_backend`), with the launch
+  record ``backends.cuda`` builds for the real thing (a host array passed by value, as CuPy does; a
+  "device array" argument is refused, since CuPy would pass its address instead).
 
 So everything sas_fast does around a GPU launch (dispatch, array conversions, out= buffers across
 devices, launch arguments, per-kernel module memoisation) runs in CI against the real kernel
@@ -140,13 +141,11 @@ class RawModule:
         self.names = list(name_expressions)
 
     def get_function(self, name: str):
-        from sas_fast.backends import cuda
-
         if name not in self.names:
             raise KeyError(f"{name!r} was not among the module's name expressions {self.names}")
 
         def kernel(grid: tuple[int], block: tuple[int], args: tuple) -> None:
-            _host().run(cuda.Launch(name, grid[0], block[0], args))
+            _host().launch(name, grid[0], block[0], args)
 
         return kernel
 

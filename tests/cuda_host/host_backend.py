@@ -3,10 +3,13 @@
 ``build(directory)`` writes a translation unit that includes ``cuda_shim.h`` and then
 ``sas_fast/cuda/sas_kernels.cu`` unchanged, with a table from every kernel instance's name
 expression (``sas_fast.backends.cuda.name_expressions()``, the list the GPU loader compiles) to the
-shim's grid loop, plus thin ``extern "C"`` probes of the device samplers.  It compiles it with the
-loader's own ``-D`` defines and ``-ffp-contract=off`` (no FMA, like ``--fmad=false``) into a
-shared library.  :class:`HostBackend` then implements the backend interface on NumPy arrays by
-passing the loader's own launches (``sas_fast.backends.cuda.compute``) to that library.
+shim's grid loop, thin ``extern "C"`` probes of the device samplers, and a layout probe per record
+struct of :data:`RECORDS` generated from its dtype's field names (a field the struct lacks fails to
+compile; :meth:`HostBackend.layout` reports the offsets and sizes the tests compare with the dtype).
+It compiles it with the loader's own ``-D`` defines and ``-ffp-contract=off`` (no FMA, like
+``--fmad=false``) into a shared library.  :class:`HostBackend` then implements the backend interface
+on NumPy arrays by passing the loader's own launches (``sas_fast.backends.cuda.compute``) to that
+library.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sas_fast.backends import cuda
+from sas_fast.records import SAMPLE_DTYPE
 
 SHIM_DIR = Path(__file__).resolve().parent
 CXX_FLAGS = ("-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared", "-w")
@@ -47,13 +51,33 @@ extern "C" void probe_poisson(const double* lam, const unsigned* p, unsigned sid
 """
 
 
+#: The C structs that mirror a NumPy record dtype: ``{struct: dtype}``.
+RECORDS = {"sas::LaunchRecord": cuda.LAUNCH_DTYPE, "sas::SampleParams": SAMPLE_DTYPE}
+
+
+def _probe_name(struct: str) -> str:
+    return "probe_layout_" + struct.rsplit("::", 1)[-1]
+
+
+def _layout_probe(struct: str, names: tuple[str, ...]) -> str:
+    """C source of ``probe_layout_<Struct>(out)``: writes ``sizeof(struct)``, then each named field's
+    offset and size, in the order given."""
+    rows = "".join(
+        f"    out[{1 + 2 * k}] = offsetof({struct}, {name}); out[{2 + 2 * k}] = sizeof({struct}::{name});\n"
+        for k, name in enumerate(names)
+    )
+    head = f'extern "C" void {_probe_name(struct)}(unsigned long long* out) {{\n'
+    return f"{head}    out[0] = sizeof({struct});\n{rows}}}\n"
+
+
 def compiler() -> str | None:
     """The C++ compiler used (g++), or None if there is none."""
     return shutil.which("g++")
 
 
 def translation_unit() -> str:
-    """Host C++ source: shim, the unchanged kernel file, a launch table over every instance, probes."""
+    """Host C++ source: shim, the unchanged kernel file, a launch table over every instance, probes
+    of the device samplers and of the record structs' layouts."""
     rows = "\n".join(
         f'    if (!strcmp(name, "{expr}")) {{ sas_host::launch({expr}, grid, block, params); return 0; }}'
         for expr in cuda.name_expressions()
@@ -63,6 +87,7 @@ def translation_unit() -> str:
         f'#include "{cuda.KERNEL_FILE}"\n\n'
         'extern "C" int sas_host_launch(const char* name, unsigned grid, unsigned block, void** params) {\n'
         f"{rows}\n    return -1;\n}}\n{_PROBES}"
+        + "".join(_layout_probe(struct, dtype.names) for struct, dtype in RECORDS.items())
     )
 
 
@@ -77,15 +102,6 @@ def build(directory: Path) -> ctypes.CDLL:
     if result.returncode:
         raise RuntimeError(f"g++ failed on the CUDA sources:\n{result.stderr[-4000:]}")
     return ctypes.CDLL(str(library))
-
-
-_CTYPES = {
-    np.dtype(np.int32): ctypes.c_int32,
-    np.dtype(np.int64): ctypes.c_int64,
-    np.dtype(np.uint32): ctypes.c_uint32,
-    np.dtype(np.uint64): ctypes.c_uint64,
-    np.dtype(np.float32): ctypes.c_float,
-}
 
 
 def _ptr(arr: np.ndarray):
@@ -103,16 +119,30 @@ class HostBackend:
         self.launches: deque[cuda.Launch] = deque(maxlen=8)  # the last launches run, for tests of their shapes
 
     def run(self, launch: cuda.Launch | None) -> None:
+        """Run one of ``cuda.compute``'s launches (kept in :attr:`launches`)."""
         if launch is None:
             return
         self.launches.append(launch)
-        held = [
-            ctypes.c_void_p(a.ctypes.data) if isinstance(a, np.ndarray) else _CTYPES[np.dtype(type(a))](a)
-            for a in launch.args
-        ]
-        params = (ctypes.c_void_p * len(held))(*[ctypes.addressof(h) for h in held])
-        status = self.lib.sas_host_launch(launch.name.encode(), launch.grid, launch.block, params)
-        assert status == 0, f"no host launcher for {launch.name}"
+        self.launch(launch.name, launch.grid, launch.block, launch.args)
+
+    def launch(self, name: str, grid: int, block: int, args: tuple) -> None:
+        """Run kernel instance ``name`` on ``args`` as ``cupy.RawKernel`` passes them: each a host
+        structured array of one element, whose bytes are the parameter's value (struct by value)."""
+        for a in args:
+            if not (type(a) is np.ndarray and a.dtype.names and a.size == 1 and a.flags.c_contiguous):
+                got = f"{type(a).__name__} {getattr(a, 'dtype', '')}"
+                raise TypeError(f"{name}: kernel arguments are one-element host records, got {got}")
+        params = (ctypes.c_void_p * len(args))(*[a.ctypes.data for a in args])
+        status = self.lib.sas_host_launch(name.encode(), grid, block, params)
+        assert status == 0, f"no host launcher for {name}"
+
+    def layout(self, struct: str) -> tuple[int, dict[str, tuple[int, int]]]:
+        """``(sizeof(struct), {field: (offset, size)})`` of a struct of :data:`RECORDS`, as the
+        compiler lays it out, for the fields of its dtype."""
+        names = RECORDS[struct].names
+        out = np.zeros(1 + 2 * len(names), np.uint64)
+        getattr(self.lib, _probe_name(struct))(_ptr(out))
+        return int(out[0]), {name: (int(out[1 + 2 * k]), int(out[2 + 2 * k])) for k, name in enumerate(names)}
 
     def rescale_paste(self, image, mask, geo, out_image, out_mask) -> None:
         cuda.compute("rescale_paste", image, mask, geo, None, out_image, out_mask, np, self.run)
