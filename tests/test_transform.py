@@ -152,8 +152,8 @@ def test_errors(rng):
         t(image=image, mask=mask)
     with pytest.raises(TypeError, match="sample_id: expected the sample's integer index"):
         t(image=image, mask=mask, sample_id=1.5)
-    with pytest.raises(ValueError, match=r"mask: expected one \(H, W\) label mask"):
-        t(image=image, mask=mask[None], sample_id=0)
+    with pytest.raises(ValueError, match=r"mask: expected one \(H, W\) or \(1, H, W\) label mask"):
+        t(image=image, mask=np.stack([mask, mask]), sample_id=0)
     with pytest.raises(ValueError, match="mask: shape"):
         t(image=image, mask=mask[:8], sample_id=0)
     with pytest.raises(ValueError, match="sample_ids: expected integers in"):
