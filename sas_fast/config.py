@@ -263,6 +263,21 @@ def _min_scales(selected: np.ndarray, crop: np.ndarray, min_pixels: int) -> np.n
     return out
 
 
+#: The per-sample fields of :class:`SASParams`: name -> (dtype, shape of one sample's value).
+#: ``__getitem__``, ``to_dict``, ``from_dict`` and ``concatenate`` all walk this one table.
+PER_SAMPLE_FIELDS: dict[str, tuple[Any, tuple[int, ...]]] = {
+    "sample_ids": (np.int64, ()),
+    "scale": (np.float64, ()),
+    "crop": (np.int64, (4,)),
+    "offset": (np.int64, (2,)),
+    "kind": (object, ()),
+    "sigma": (np.float64, ()),
+    "peak": (np.float64, ()),
+}
+#: Fields shared by every sample of a record.
+SHARED_FIELDS = ("canvas", "labels")
+
+
 @dataclass
 class SASParams:
     """Explicit per-sample SAS parameters (what :func:`sas_fast.augment` applies).
@@ -270,7 +285,7 @@ class SASParams:
     sample_ids: int64 (n,) global sample ids; scale: float64 (n,); crop: int64 (n, 4)
     ``(sy0, sx0, sh, sw)``; offset: int64 (n, 2) ``(oy, ox)``; canvas: ``(H, W)``; kind: (n,) names
     among speckle / gaussian / poisson / none; sigma, peak: float64 (n,); labels: the selected labels
-    (None = any nonzero).
+    (None = any nonzero).  The per-sample fields are :data:`PER_SAMPLE_FIELDS`.
     """
 
     sample_ids: np.ndarray
@@ -286,44 +301,45 @@ class SASParams:
     def __len__(self) -> int:
         return len(self.scale)
 
+    def _shared(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SHARED_FIELDS}
+
     def __getitem__(self, index: Any) -> SASParams:
         """The records of a subset of samples (an int, slice or index array)."""
         idx = np.atleast_1d(np.arange(len(self))[index])
-        return SASParams(
-            sample_ids=self.sample_ids[idx], scale=self.scale[idx], crop=self.crop[idx], offset=self.offset[idx],
-            canvas=self.canvas, kind=self.kind[idx], sigma=self.sigma[idx], peak=self.peak[idx], labels=self.labels,
-        )
+        return SASParams(**{name: getattr(self, name)[idx] for name in PER_SAMPLE_FIELDS}, **self._shared())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists and numbers (JSON-ready); floats keep every bit (repr round-trips)."""
-        return {
-            "sample_ids": self.sample_ids.tolist(),
-            "scale": self.scale.tolist(),
-            "crop": self.crop.tolist(),
-            "offset": self.offset.tolist(),
-            "canvas": list(self.canvas),
-            "kind": [str(k) for k in self.kind],
-            "sigma": self.sigma.tolist(),
-            "peak": self.peak.tolist(),
-            "labels": None if self.labels is None else list(self.labels),
-        }
+        data: dict[str, Any] = {}
+        for name in PER_SAMPLE_FIELDS:
+            value = getattr(self, name)
+            data[name] = [str(k) for k in value] if name == "kind" else np.asarray(value).tolist()
+        data["canvas"] = [int(v) for v in self.canvas]
+        data["labels"] = None if self.labels is None else [int(v) for v in self.labels]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SASParams:
-        n = len(data["scale"])
-        crop = np.asarray(data["crop"], dtype=np.int64).reshape(n, 4)
-        offset = np.asarray(data["offset"], dtype=np.int64).reshape(n, 2)
-        return cls(
-            sample_ids=np.asarray(data["sample_ids"], dtype=np.int64),
-            scale=np.asarray(data["scale"], dtype=np.float64),
-            crop=crop,
-            offset=offset,
-            canvas=(int(data["canvas"][0]), int(data["canvas"][1])),
-            kind=np.array([str(k) for k in data["kind"]], dtype=object),
-            sigma=np.asarray(data["sigma"], dtype=np.float64),
-            peak=np.asarray(data["peak"], dtype=np.float64),
-            labels=None if data.get("labels") is None else tuple(int(v) for v in data["labels"]),
-        )
+        """A record from plain data (e.g. one JSON line); every key is checked, errors name it."""
+        if not isinstance(data, dict):
+            raise TypeError(f"params: expected a mapping of the SASParams fields, got {type(data).__name__}")
+        known = (*PER_SAMPLE_FIELDS, *SHARED_FIELDS)
+        missing = [k for k in known if k not in data and k != "labels"]
+        unknown = sorted(set(map(str, data)) - set(known))
+        if missing or unknown:
+            raise ValueError(f"params: missing key(s) {missing}, unknown key(s) {unknown}; expected {list(known)}")
+        n = _record_length(data.get("scale"))
+        fields = {name: _field(name, data[name], n, dtype, shape) for name, (dtype, shape) in PER_SAMPLE_FIELDS.items()}
+        fields["canvas"] = tuple(_field("canvas", data["canvas"], 2, np.int64, ())[i] for i in range(2))
+        if min(fields["canvas"]) < 1:
+            raise ValueError(f"params: canvas must be two positive integers, got {data['canvas']!r}")
+        labels = data.get("labels")
+        if labels is not None and not isinstance(labels, (list, tuple)):
+            raise TypeError(f"params: labels must be null or a list of integer labels, got {labels!r}")
+        fields["labels"] = None if labels is None else tuple(_field("labels", labels, len(labels), np.int64, ()).tolist())
+        fields["canvas"] = tuple(int(v) for v in fields["canvas"])
+        return cls(**fields)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -338,19 +354,53 @@ class SASParams:
         if not parts:
             raise ValueError("parts: expected at least one SASParams")
         for i, part in enumerate(parts[1:], 1):
-            if part.canvas != parts[0].canvas or part.labels != parts[0].labels:
+            if part._shared() != parts[0]._shared():
                 raise ValueError(
                     f"parts: part {i} has canvas {part.canvas} and labels {part.labels}, but part 0 has canvas "
                     f"{parts[0].canvas} and labels {parts[0].labels}; only records of one canvas and label set concatenate"
                 )
         return cls(
-            sample_ids=np.concatenate([p.sample_ids for p in parts]),
-            scale=np.concatenate([p.scale for p in parts]),
-            crop=np.concatenate([p.crop for p in parts]),
-            offset=np.concatenate([p.offset for p in parts]),
-            canvas=parts[0].canvas,
-            kind=np.concatenate([p.kind for p in parts]),
-            sigma=np.concatenate([p.sigma for p in parts]),
-            peak=np.concatenate([p.peak for p in parts]),
-            labels=parts[0].labels,
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in PER_SAMPLE_FIELDS},
+            **parts[0]._shared(),
         )
+
+
+def _record_length(scale: Any) -> int:
+    if not isinstance(scale, (list, tuple, np.ndarray)):
+        raise TypeError(f"params: scale must be a list of numbers (one per sample), got {scale!r}")
+    return len(scale)
+
+
+def _field(name: str, value: Any, n: int, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """One field of :meth:`SASParams.from_dict`, checked: ``n`` values of ``shape``, of ``dtype``."""
+    want = (n, *shape)
+    if dtype is object:  # kind names
+        arr = np.asarray(value, dtype=object) if isinstance(value, (list, tuple, np.ndarray)) else None
+        names = set(KINDS)
+        if arr is None or arr.shape != want or not all(isinstance(k, str) and k in names for k in arr):
+            raise ValueError(f"params: {name} must be {n} names among {sorted(names)}, got {value!r}")
+        return np.array([str(k) for k in arr], dtype=object)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"params: {name} must hold numbers, got {value!r}") from None
+    if isinstance(value, (str, bytes)) or arr.shape != want or _has_bool(value):
+        raise ValueError(f"params: {name} must be numbers of shape {want}, got {value!r}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"params: {name} must be finite, got {value!r}")
+    if dtype is np.int64:
+        if not (arr == np.floor(arr)).all() or (np.abs(arr) > 2.0**62).any():
+            raise ValueError(f"params: {name} must be integers (|value| <= 2**62), got {value!r}")
+        exact = np.asarray(value, dtype=object).reshape(-1)  # JSON integers beyond 2**53: compare exactly
+        if name == "sample_ids" and any(not 0 <= int(v) < 1 << 32 for v in exact):
+            raise ValueError(f"params: sample_ids must lie in [0, 2**32), got {value!r}")
+        return np.array([int(v) for v in exact], dtype=np.int64).reshape(want)
+    return arr
+
+
+def _has_bool(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_bool(v) for v in value)
+    return isinstance(value, np.ndarray) and value.dtype == np.bool_

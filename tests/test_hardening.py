@@ -153,3 +153,40 @@ def test_a_huge_roi_margin_means_the_whole_image():
     mask[0, 5:8, 5:9] = 1
     params = sas_fast.SASConfig(source="roi", roi_margin=1e308).sample(1, seed=0, masks=mask)
     np.testing.assert_array_equal(params.crop, [[0, 0, 20, 20]])
+
+
+def _record():
+    return sas_fast.SASConfig().sample(3, seed=1, shape=(20, 20)).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (lambda d: d.pop("scale"), ValueError, r"params: missing key\(s\) \['scale'\]"),
+        (lambda d: d.update(scale=["a", 1, 2]), TypeError, "params: scale must hold numbers"),
+        (lambda d: d.update(offset=[[float("nan"), 0]] * 3), ValueError, "params: offset must be finite"),
+        (lambda d: d.update(sample_ids=[2**64, 0, 1]), ValueError, "params: sample_ids must be integers"),
+        (lambda d: d.update(sample_ids=[2**32, 0, 1]), ValueError, r"params: sample_ids must lie in \[0, 2\*\*32\)"),
+        (lambda d: d.update(sample_ids=[1.5, 0, 1]), ValueError, "params: sample_ids must be integers"),
+        (lambda d: d.update(sample_ids=[True, 0, 1]), ValueError, "params: sample_ids must be numbers"),
+        (lambda d: d.update(kind=["salt"] * 3), ValueError, "params: kind must be 3 names"),
+        (lambda d: d.update(crop=[[0, 0, 20, 20]] * 2), ValueError, r"params: crop must be numbers of shape \(3, 4\)"),
+        (lambda d: d.update(canvas=[0, 5]), ValueError, "params: canvas must be two positive integers"),
+        (lambda d: d.update(labels={1: 2}), TypeError, "params: labels must be null or a list"),
+        (lambda d: d.update(extra=1), ValueError, r"unknown key\(s\) \['extra'\]"),
+    ],
+)
+def test_params_from_dict_names_the_bad_key(change, error, message):
+    data = _record()
+    change(data)
+    with pytest.raises(error, match=message):
+        sas_fast.SASParams.from_dict(data)
+
+
+def test_params_round_trip_through_the_field_table():
+    params = sas_fast.SASConfig(labels=(1, 3)).sample(4, seed=2, shape=(30, 20))
+    again = sas_fast.SASParams.from_dict(params.to_dict())
+    assert again.to_json() == params.to_json()
+    assert params[1:3].to_dict()["sample_ids"] == [1, 2]
+    both = sas_fast.SASParams.concatenate([params[:1], params[1:]])
+    assert both.to_json() == params.to_json()
