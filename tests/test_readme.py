@@ -41,3 +41,50 @@ def test_pytorch_dataset_snippet_runs_as_written(tmp_path):
         pytest.fail(f"the README snippet did not finish in {exc.timeout} s:\n{exc.stderr or ''}")
     assert result.returncode == 0, f"the README snippet failed:\n{result.stdout}\n{result.stderr}"
     assert "every sample augmented afresh in epoch 1" in result.stdout, result.stdout
+
+
+# -- the framework adapters' sections (sas_fast.integrations): each block runs where its framework imports
+
+FRAMEWORK_MARKERS = {
+    "albumentations": "<!-- tests/test_readme.py runs the next code block as written: albumentations -->",
+    "torchvision": "<!-- tests/test_readme.py runs the next code block as written: torchvision -->",
+    "monai": "<!-- tests/test_readme.py runs the next code block as written: MONAI -->",
+}
+FRAMEWORK_NEEDLES = {
+    "albumentations": ("from sas_fast.integrations.albumentations import SAS", "A.Compose", "sample_id=3"),
+    "torchvision": ("from sas_fast.integrations.torchvision import SAS", "v2.Compose", '"sample_id": 3'),
+    "monai": ("from sas_fast.integrations.monai import RandSASd", "CacheDataset", "EpochSampler", "set_epoch"),
+}
+FRAMEWORK_OUTPUT = {  # what each block prints at its end: the values it computed, not just "no error"
+    "albumentations": "sample 3: scale ",
+    "torchvision": "; batch (8, 1, 256, 256)",
+    "monai": "MetaTensor (8, 1, 256, 256): every sample augmented afresh in epoch 1",
+}
+
+
+def _framework_or_skip(name: str) -> None:
+    """Skip, with the reason, where ``name`` does not import (torchvision beside a mismatched torch
+    raises a RuntimeError on import, not an ImportError)."""
+    try:
+        __import__(name)
+    except Exception as exc:  # noqa: BLE001 - any import failure means: not usable here
+        pytest.skip(f"{name} is not importable here ({type(exc).__name__}: {exc}); its README block needs it")
+
+
+@pytest.mark.parametrize("framework", sorted(FRAMEWORK_MARKERS))
+def test_framework_snippet_runs_as_written(framework, tmp_path):
+    _framework_or_skip(framework)
+    code = readme_block(FRAMEWORK_MARKERS[framework])
+    for needle in FRAMEWORK_NEEDLES[framework]:
+        assert needle in code, f"README {framework} block lacks {needle!r}"
+    script = tmp_path / f"readme_{framework}.py"
+    script.write_text(code, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    try:
+        result = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the README {framework} snippet did not finish in {exc.timeout} s:\n{exc.stderr or ''}")
+    assert result.returncode == 0, f"the README {framework} snippet failed:\n{result.stdout}\n{result.stderr}"
+    assert FRAMEWORK_OUTPUT[framework] in result.stdout, result.stdout
