@@ -19,7 +19,7 @@ import numpy as np
 from . import backends, layouts
 from .arrays import array_kind, device_of, from_backend, native, to_backend
 from .layouts import AUTO
-from .plan import IMAGE_DTYPES, MASK_DTYPES, GeometryPlan, NoisePlan, make_geometry, make_noise
+from .plan import IMAGE_DTYPES, KINDS, MASK_DTYPES, GeometryPlan, NoisePlan, make_geometry, make_noise
 
 if TYPE_CHECKING:
     from .config import SASParams
@@ -248,6 +248,32 @@ def _finish(batch: _Batch, outputs: list[_Output]) -> list[Any]:
     return results
 
 
+def _check_range(batch: _Batch, noise: NoisePlan) -> None:
+    """SPEC §3 "Intensity range": pixels that get noise must lie in the value range (unless
+    ``clip=False``), an error rather than a silent clip.  Checked on the input: the pixels whose
+    label is selected (for :func:`augment`, the structure's source pixels).  One min/max of the
+    batch decides the common case; only a batch that leaves the range is looked at sample by sample.
+    """
+    image, xp = batch.image, batch.xp
+    lo, hi = float(noise.lo), float(np.float32(noise.lo + noise.span))
+    if not noise.clip or not image.size or not (noise.kind != KINDS["none"]).any():
+        return
+    if image.dtype.kind == "u" and (lo, hi) == (0.0, float(np.iinfo(image.dtype).max)):
+        return  # the dtype's own range: nothing can lie outside it
+    if lo <= float(image.min()) and float(image.max()) <= hi:
+        return
+    labels = None if noise.labels is None else xp.asarray(noise.labels)
+    for i in np.flatnonzero(noise.kind != KINDS["none"]):
+        mask = batch.mask[i]
+        chosen = image[i][(mask != 0) if labels is None else xp.isin(mask, labels)]
+        if chosen.size and not (lo <= float(chosen.min()) and float(chosen.max()) <= hi):
+            raise ValueError(
+                f"image: sample {i} has pixels that get noise in [{float(chosen.min())}, {float(chosen.max())}], outside "
+                f"the value range ({lo}, {hi}); pass value_range=(lo, hi) covering the data (e.g. for z-scored or "
+                "12-bit images), or clip=False for float32 images to leave the values unclipped"
+            )
+
+
 def _split_out(out: Any, with_mask: bool) -> tuple[Any, Any]:
     if out is None:
         return None, None
@@ -328,6 +354,7 @@ def noise_in_mask(
     sample_ids: Any = None,
     value_range: tuple[float, float] | None = None,
     clip: bool = True,
+    channels: str = "independent",
     backend: str = "auto",
     out: Any = None,
     channel_axis: int | str | None = AUTO,
@@ -337,13 +364,18 @@ def noise_in_mask(
     ``kind``, ``sigma`` and ``peak`` are scalars or per-sample; ``labels`` selects labels (default:
     every nonzero one); noise for sample ``i`` depends only on ``seed`` and ``sample_ids[i]``
     (default ``i``), never on the batch it sits in.  Pixels outside the selection are copied
-    bit-identical.  Returns the noisy image (``out`` if given).
+    bit-identical.  ``value_range`` ``(lo, hi)``: the intensity range (float32 default ``(0, 1)``;
+    integer images default to the dtype's, or e.g. ``(0, 4095)`` for 12-bit data); selected pixels
+    outside it are an error unless ``clip=False``.  ``channels="shared"``: every channel gets
+    channel 0's noise (a grey image stored as RGB stays grey).  Returns the noisy image (``out``
+    if given).
     """
     batch = _prepare(image, mask, backend, mask_required=True, channel_axis=channel_axis)
     noise = _noise(
         batch, kind=kind, sigma=sigma, peak=peak, labels=labels, seed=seed, sids=sample_ids,
-        value_range=value_range, clip=clip,
+        value_range=value_range, clip=clip, channels=channels,
     )
+    _check_range(batch, noise)
     outputs = _outputs(batch, out, None, batch.image.shape[1:3], False)
     batch.impl.noise_in_mask(batch.image, batch.mask, noise, outputs[0].work)
     return _finish(batch, outputs)[0]
@@ -357,6 +389,7 @@ def augment(
     seed: int,
     sample_ids: Any = None,
     value_range: tuple[float, float] | None = None,
+    channels: str = "independent",
     backend: str = "auto",
     out: Any = None,
     channel_axis: int | str | None = AUTO,
@@ -364,7 +397,8 @@ def augment(
     """SAS in one pass: ``params``' geometry, then its in-mask noise (SPEC §2 then §3).
 
     Equal to :func:`rescale_paste` followed by :func:`noise_in_mask` with the same per-sample
-    values; ``sample_ids`` default to the ones ``params`` was sampled for.
+    values (``value_range``, ``channels``: as there); ``sample_ids`` default to the ones ``params``
+    was sampled for.
     """
     batch = _prepare(image, mask, backend, mask_required=True, channel_axis=channel_axis)
     n = batch.image.shape[0]
@@ -374,8 +408,9 @@ def augment(
     geo = _geometry(batch, scale=params.scale, offset=params.offset, crop=params.crop, canvas=params.canvas)
     noise = _noise(
         batch, kind=params.kind, sigma=params.sigma, peak=params.peak, labels=params.labels, seed=seed,
-        sids=sids, value_range=value_range,
+        sids=sids, value_range=value_range, channels=channels,
     )
+    _check_range(batch, noise)
     outputs = _outputs(batch, *_split_out(out, True), geo.canvas, True)
     batch.impl.augment(batch.image, batch.mask, geo, noise, outputs[0].work, outputs[1].work)
     image_out, mask_out = _finish(batch, outputs)

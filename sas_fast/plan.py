@@ -38,6 +38,8 @@ __all__ = [
 
 IMAGE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 MASK_DTYPES = (np.dtype(np.bool_), np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int32))
+#: Channel noise modes (SPEC §3 "Channels"): each channel its own draws, or channel 0's for all.
+CHANNEL_MODES = ("independent", "shared")
 #: Noise kinds and their kernel codes (SPEC §3).
 KINDS = {"none": 0, "speckle": 1, "gaussian": 2, "poisson": 3}
 #: Largest thumbnail side: keeps every index of the kernels inside int32/float32-exact arithmetic.
@@ -81,7 +83,8 @@ class NoisePlan:
     kind: int32 ``(N,)`` codes of :data:`KINDS`; sigma, peak: float32 ``(N,)``; sid: uint32 ``(N,)``
     global sample ids; key: uint32 ``(2,)`` Philox key; labels: int64 sorted label set or ``None``
     (any nonzero label); lo, span, inv: float32 normalisation ``x = (v - lo) * inv``,
-    ``v = lo + y * span``; clip: clip ``y`` to [0, 1].
+    ``v = lo + y * span``; clip: clip ``y`` to [0, 1]; shared: every channel draws channel 0's
+    noise (``channels="shared"``, SPEC §3).
     """
 
     kind: np.ndarray
@@ -94,6 +97,7 @@ class NoisePlan:
     span: np.float32
     inv: np.float32
     clip: bool
+    shared: bool = False
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -338,6 +342,7 @@ def make_noise(
     sids: Any = None,
     value_range: tuple[float, float] | None = None,
     clip: bool = True,
+    channels: str = "independent",
 ) -> NoisePlan:
     """Validate noise arguments for ``n`` samples of ``dtype`` (SPEC §3-4).
 
@@ -357,8 +362,8 @@ def make_noise(
         label_arr = np.unique(_integers("labels", _numbers("labels", _label_values(labels)).reshape(-1)))
     else:
         label_arr = None
-    if value_range is not None and dtype != np.float32:
-        raise ValueError(f"value_range: only float32 images take a value range; got {value_range!r} for {dtype}")
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"channels: expected one of {list(CHANNEL_MODES)}, got {channels!r}")
     lo, hi = _value_range(dtype, value_range)
     return NoisePlan(
         kind=kind_arr,
@@ -371,6 +376,7 @@ def make_noise(
         span=np.float32(hi - lo),
         inv=np.float32(1.0 / (hi - lo)),
         clip=bool(clip) or dtype != np.float32,
+        shared=channels == "shared",
     )
 
 
@@ -425,6 +431,13 @@ def _checked_range(dtype: np.dtype, value_range: Any) -> tuple[float, float]:
             lo, hi = (float(v) for v in value_range)
         except (TypeError, ValueError):
             raise ValueError(f"value_range: expected a pair (lo, hi) of numbers, got {value_range!r}") from None
+        if dtype.kind in "ui":  # SPEC §3: a sub-range of the dtype, e.g. (0, 4095) for 12-bit data in uint16
+            info = np.iinfo(dtype)
+            integral = math.isfinite(lo) and math.isfinite(hi) and lo == int(lo) and hi == int(hi)
+            if not (integral and info.min <= lo < hi <= info.max):
+                raise ValueError(
+                    f"value_range: expected integers {info.min} <= lo < hi <= {info.max} for {dtype} images, got {value_range!r}"
+                )
     else:
         lo, hi = dtype_range(dtype)
     with np.errstate(over="ignore"):

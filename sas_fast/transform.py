@@ -34,7 +34,10 @@ class SAS:
     config: the policy (default: the paper's, ``SASConfig()``).
     seed: the 64-bit run seed; with the sample id it fixes every draw.
     backend: ``"auto"`` (CUDA arrays -> ``"cupy"``, else ``"numba"``, else ``"numpy"``) or a name.
-    value_range: ``(lo, hi)`` intensity range of float32 images (default ``(0, 1)``).
+    value_range: ``(lo, hi)`` intensity range (float32 default ``(0, 1)``; integer images: the
+        dtype's, or e.g. ``(0, 4095)`` for 12-bit data in uint16).
+    channels: ``"independent"`` noise per channel, or ``"shared"`` (channel 0's noise on every
+        channel: grey images stored as RGB stay grey).
     channel_axis: the images' channel axis (``"auto"``: read off the shapes, see
         :func:`sas_fast.augment`; ``0`` for channel-first ``(C, H, W)`` / ``1`` for ``(N, C, H, W)``
         torch / MONAI layouts, ``-1`` for channel-last, ``None`` for none).
@@ -51,6 +54,7 @@ class SAS:
         backend: str = "auto",
         value_range: tuple[float, float] | None = None,
         channel_axis: int | str | None = "auto",
+        channels: str = "independent",
     ) -> None:
         if config is not None and not isinstance(config, SASConfig):
             raise TypeError(f"config: expected a SASConfig or None, got {type(config).__name__}")
@@ -60,6 +64,7 @@ class SAS:
         self.backend = backend
         self.value_range = value_range
         self.channel_axis = channel_axis
+        self.channels = channels
 
     def __repr__(self) -> str:
         return f"SAS({self.config!r}, seed={self.seed}, backend={self.backend!r})"
@@ -103,7 +108,7 @@ class SAS:
     def _apply(self, image: Any, mask: Any, params: SASParams, return_params: bool) -> dict[str, Any]:
         out_image, out_mask = augment(
             image, mask, params, seed=self.seed, value_range=self.value_range, backend=self.backend,
-            channel_axis=self.channel_axis,
+            channel_axis=self.channel_axis, channels=self.channels,
         )
         result = {"image": out_image, "mask": out_mask}
         if return_params:

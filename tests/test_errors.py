@@ -104,8 +104,12 @@ def test_noise_parameters(data):
         nm(*data, peak=0)
     with pytest.raises(ValueError, match="kind: expected one name or 2 names"):
         nm(*data, kind=["speckle"])
-    with pytest.raises(ValueError, match="value_range: only float32"):
-        nm(*data, value_range=(0, 10))
+    with pytest.raises(ValueError, match=r"value_range: expected integers 0 <= lo < hi <= 255 for uint8"):
+        nm(*data, value_range=(0, 300))
+    with pytest.raises(ValueError, match=r"value_range: expected integers"):
+        nm(*data, value_range=(0.5, 10))
+    with pytest.raises(ValueError, match=r"channels: expected one of \['independent', 'shared'\]"):
+        nm(*data, channels="mono")
     with pytest.raises(ValueError, match="sample_ids: expected 2 ids"):
         nm(*data, sample_ids=[1, 2, 3])
     with pytest.raises(ValueError, match=r"sample_ids: expected integers in \[0, 2\*\*32\)"):

@@ -341,13 +341,15 @@ def queue_row(row, y, width, channels, flags, selected, first, last, batch, queu
 def flush(image, channels, batch, queued, n_runs, run_fn, sid, key0, key1, kind, sigma, peak, noise):
     """Draw the noise of the queued pixels and write the runs back into ``image`` (``(Ho, Wo*C)``).
 
-    ``run_fn`` is :data:`NOISE_BATCH_ADDRESS`; ``noise`` = (lo, inv, span, clip, is_int, qmax).
+    ``run_fn`` is :data:`NOISE_BATCH_ADDRESS`; ``noise`` = (lo, inv, span, clip, is_int, qmax,
+    shared): with ``shared`` every channel draws channel 0's noise (SPEC §3 "Channels").
     """
     values, batch_flags, done, pixel, table, _ = batch
-    lo, inv, span, clip, is_int, qmax = noise
+    lo, inv, span, clip, is_int, qmax, shared = noise
     for c in range(channels):
+        word = _u64(0) if shared else _u64(c)  # the counter's channel word
         _call_batch(
-            run_fn, _address(values[c]), _address(batch_flags), _address(done), _address(pixel), queued, _u64(c),
+            run_fn, _address(values[c]), _address(batch_flags), _address(done), _address(pixel), queued, word,
             sid, key0, key1, kind, sigma, peak, lo, inv, span, clip,
         )  # fmt: skip
     start = 0

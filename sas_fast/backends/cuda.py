@@ -102,7 +102,8 @@ LAUNCH_DTYPE = np.dtype(
         ("msk_sn", "<i8"), ("msk_sy", "<i8"), ("msk_sx", "<i8"),
         ("n_labels", "<i4"), ("mask_fill", "<i4"), ("n", "<i4"), ("ho", "<i4"), ("wo", "<i4"), ("ch", "<i4"),
         ("key0", "<u4"), ("key1", "<u4"), ("lo", "<f4"), ("span", "<f4"), ("inv", "<f4"),
-        ("clip", "<i4"), ("aligned", "<i4"), ("wide", "<i4"),
+        ("clip", "<i4"), ("aligned", "<i4"), ("wide", "<i4"), ("shared_channels", "<i4"),
+        ("pad", "<i4"),  # spare: keeps the record a multiple of 8 bytes with no hidden padding
     ],
     align=True,
 )  # fmt: skip
@@ -281,16 +282,16 @@ def build_launch(
         msk = _address(mask)
     aligned = all(_address(a) % STORE_ALIGN == 0 for a in (out_image, out_mask) if a is not None)
     if noise is None:
-        key, lo, span, inv, clip = (0, 0), 0.0, 0.0, 0.0, False
+        key, lo, span, inv, clip, shared = (0, 0), 0.0, 0.0, 0.0, False, False
     else:
-        key, lo, span, inv, clip = noise.key, noise.lo, noise.span, noise.inv, noise.clip
+        key, lo, span, inv, clip, shared = noise.key, noise.lo, noise.span, noise.inv, noise.clip, noise.shared
     record = _launch_record(
         img=_address(image), msk=msk, out=_address(out_image), out_mask=0 if out_mask is None else _address(out_mask),
         params=params, fill=fill, labels=fill + channels * np.dtype(np.float32).itemsize,
         img_sn=img_sn, img_sy=img_sy, img_sx=img_sx, img_sc=img_sc, msk_sn=msk_sn, msk_sy=msk_sy, msk_sx=msk_sx,
         n_labels=n_labels, mask_fill=0 if geo is None else geo.mask_fill, n=n, ho=ho, wo=wo, ch=channels,
         key0=key[0], key1=key[1], lo=lo, span=span, inv=inv,
-        clip=clip, aligned=aligned, wide=n * ho * wo >= WIDE_PIXELS,
+        clip=clip, aligned=aligned, wide=n * ho * wo >= WIDE_PIXELS, shared_channels=shared, pad=0,
     )  # fmt: skip
     arrays = tuple(a for a in (image, mask, out_image, out_mask, dev) if a is not None)
     run = max(1, RUN_BYTES // out_image.itemsize)

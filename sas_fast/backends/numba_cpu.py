@@ -86,6 +86,7 @@ LAUNCH_DTYPE = np.dtype(
         ("select_mode", "<i4"),  # SELECT_NONZERO / SELECT_LUT / SELECT_SORTED
         ("clip", "<i4"),  # clip y to [0, 1]
         ("is_int", "<i4"),  # integer image dtype: rint and clip to [0, qmax]
+        ("shared_channels", "<i4"),  # every channel draws channel 0's noise
         ("lo", "<f4"), ("inv", "<f4"), ("span", "<f4"),  # x = (v - lo) * inv, v = lo + y * span
         ("qmax", "<f4"),  # the integer dtype's largest value
     ],
@@ -112,7 +113,7 @@ def _task(task, launch, samples, image, mask, out_image, out_mask, fill, lut, la
     sample_id = _u64(s.sid)
     key0, key1 = _u64(L.key0), _u64(L.key1)
     mode, lut_lo = L.select_mode, L.lut_lo
-    noise = (L.lo, L.inv, L.span, L.clip != 0, L.is_int != 0, L.qmax)
+    noise = (L.lo, L.inv, L.span, L.clip != 0, L.is_int != 0, L.qmax, L.shared_channels != 0)
     is_int, qmax = L.is_int != 0, L.qmax
     flags = np.empty((wo + 7) // 8 * 8, np.uint8)  # selection flags of the row
     batch = new_batch(wo, channels)
@@ -247,11 +248,11 @@ def _launch_record(image, geo: GeometryPlan | None, noise: NoisePlan | None, ban
     is_int = image.dtype != np.float32
     mask_fill = 0 if geo is None else geo.mask_fill
     if noise is None:  # geometry only: every sample has kind "none", the noise fields are never read
-        key0 = key1 = fill_selected = zero_selected = 0
+        key0 = key1 = fill_selected = zero_selected = shared = 0
         lo, inv, span, clip = 0.0, 1.0, 1.0, True
     else:
         key0, key1 = int(noise.key[0]), int(noise.key[1])
-        lo, inv, span, clip = noise.lo, noise.inv, noise.span, noise.clip
+        lo, inv, span, clip, shared = noise.lo, noise.inv, noise.span, noise.clip, noise.shared
         labels = noise.labels
         fill_selected = mask_fill != 0 if labels is None else mask_fill in labels
         zero_selected = labels is not None and 0 in labels
@@ -259,7 +260,7 @@ def _launch_record(image, geo: GeometryPlan | None, noise: NoisePlan | None, ban
         "channels": image.shape[3], "bands": bands, "mask_fill": mask_fill, "lut_lo": select[2],
         "key0": key0, "key1": key1, "geometry": geo is not None, "has_mask": has_mask,
         "fill_selected": fill_selected, "zero_selected": zero_selected, "select_mode": select[0], "clip": clip,
-        "is_int": is_int, "lo": lo, "inv": inv, "span": span,
+        "is_int": is_int, "shared_channels": shared, "lo": lo, "inv": inv, "span": span,
         "qmax": np.iinfo(image.dtype).max if is_int else 0,
     }  # fmt: skip
     return np.array([tuple(values[name] for name in LAUNCH_DTYPE.names)], LAUNCH_DTYPE)

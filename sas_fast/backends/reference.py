@@ -104,13 +104,14 @@ def noise_in_mask(image, mask, noise: NoisePlan, out_image) -> None:
         p = (ys * wo + xs).astype(np.uint32)
         sid = int(noise.sid[i])
         for c in range(channels):
+            word = 0 if noise.shared else c  # the counter's channel word (SPEC §3 "Channels")
             v = image[i, ys, xs, c].astype(f32)
             x = (v - noise.lo) * noise.inv
             if kind == KINDS["poisson"]:
                 lam = (x * noise.peak[i]).astype(np.float64)
-                y = poisson(lam, p, sid, c, noise.key).astype(f32) / noise.peak[i]
+                y = poisson(lam, p, sid, word, noise.key).astype(f32) / noise.peak[i]
             else:
-                z = normal(p, sid, c, noise.key)
+                z = normal(p, sid, word, noise.key)
                 n_ = noise.sigma[i] * z
                 y = x + x * n_ if kind == KINDS["speckle"] else x + n_
             if noise.clip:

@@ -67,6 +67,8 @@ struct LaunchRecord {
     i32 clip;               // clip y to [0, 1]
     i32 aligned;            // out and out_mask are 16-byte aligned: vector stores allowed
     i32 wide;               // the batch has 2^32 canvas pixels or more: 64-bit index division
+    i32 shared_channels;    // every channel draws channel 0's noise (SPEC §3 "Channels")
+    i32 pad;                // spare: keeps the record a multiple of 8 bytes with no hidden padding
 };
 static_assert(sizeof(LaunchRecord) == SAS_LAUNCH_BYTES, "LaunchRecord differs from LAUNCH_DTYPE in sas_fast/backends/cuda.py");
 
@@ -357,7 +359,8 @@ __device__ __forceinline__ void run(const Batch<T, M>& b) {
                 if (b.ch == 1) {
                     vals[k] = SAS_NOISY(vals[k], 0u);
                 } else {
-                    for (i32 c = 0; c < b.ch; ++c) out[(i64)k * b.ch + c] = SAS_NOISY(out[(i64)k * b.ch + c], (u32)c);
+                    for (i32 c = 0; c < b.ch; ++c)
+                        out[(i64)k * b.ch + c] = SAS_NOISY(out[(i64)k * b.ch + c], b.shared_channels ? 0u : (u32)c);
                 }
 #undef SAS_NOISY
             }
