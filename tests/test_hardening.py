@@ -190,3 +190,28 @@ def test_params_round_trip_through_the_field_table():
     assert params[1:3].to_dict()["sample_ids"] == [1, 2]
     both = sas_fast.SASParams.concatenate([params[:1], params[1:]])
     assert both.to_json() == params.to_json()
+
+
+@pytest.mark.parametrize("call", ["rescale_paste", "augment"])
+def test_images_with_zero_channels_still_resample_their_mask(any_backend, call):
+    image = np.zeros((2, 5, 6, 0), np.uint8)
+    mask = np.zeros((2, 5, 6), np.uint8)
+    mask[:, 1:4, 2:5] = 1
+    if call == "rescale_paste":
+        run = lambda b: sas_fast.rescale_paste(image, mask, scale=0.5, offset=(1, 1), mask_fill=3, backend=b)  # noqa: E731
+    else:
+        params = sas_fast.SASConfig(scale_range=(0.5, 0.5)).sample(2, seed=0, masks=mask)
+        run = lambda b: sas_fast.augment(image, mask, params, seed=0, backend=b)  # noqa: E731
+    got, want = run(any_backend), run("numpy")
+    assert got[0].shape == (2, 5, 6, 0)
+    np.testing.assert_array_equal(got[1], want[1])  # numba gave an all-fill mask
+    assert (want[1] != want[1][0, 0, 0]).any()
+
+
+def test_batches_of_tiny_images():
+    image = np.zeros((20_000, 1, 1), np.uint8)
+    mask = np.ones((20_000, 1, 1), np.uint8)
+    params = sas_fast.SASConfig().sample(20_000, seed=0, masks=mask)
+    got = sas_fast.augment(image, mask, params, seed=0, backend="numba")
+    want = sas_fast.augment(image[:500], mask[:500], params[:500], seed=0, backend="numpy")
+    np.testing.assert_array_equal(got[0][:500], want[0])

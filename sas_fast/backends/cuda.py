@@ -265,7 +265,7 @@ def build_launch(
     (CuPy: asynchronous, on the current stream).
     """
     n, ho, wo, channels = out_image.shape
-    if out_image.size == 0:
+    if n * ho * wo == 0:  # (an image of zero channels still has a mask to resample)
         return None
     if image.shape[1] * image.shape[2] == 0:
         raise ValueError(f"image: cannot resample an empty image of shape {tuple(image.shape)}")
@@ -295,7 +295,7 @@ def build_launch(
     )  # fmt: skip
     arrays = tuple(a for a in (image, mask, out_image, out_mask, dev) if a is not None)
     run = max(1, RUN_BYTES // out_image.itemsize)
-    threads = -(-out_image.size // channels // run)
+    threads = -(-n * ho * wo // run)
     grid = min(MAX_BLOCKS, -(-threads // BLOCK_THREADS))
     poisson = noise is not None and bool(np.any(noise.kind == KINDS["poisson"]))
     return Launch(name_expression(function, out_image.dtype, mask_dtype, poisson), grid, BLOCK_THREADS, record, arrays)

@@ -75,6 +75,7 @@ def _source_rows(image_i, iy, iy1, sy0, sx0, sw, channels, offsets, weights, scr
 LAUNCH_DTYPE = np.dtype(
     [
         ("channels", "<i8"),  # image channels C (rows are flat: W * C values)
+        ("width", "<i8"),  # canvas width Wo (not derivable from a flat row when C == 0)
         ("bands", "<i8"),  # tasks per sample: bands of canvas rows
         ("mask_fill", "<i8"),  # label written outside the thumbnail
         ("lut_lo", "<i8"),  # first label of the selection table (select_mode == SELECT_LUT)
@@ -100,7 +101,7 @@ def _task(task, launch, samples, image, mask, out_image, out_mask, fill, lut, la
     L = launch[0]
     channels, bands = L.channels, L.bands
     ho = out_image.shape[1]
-    wo = out_image.shape[2] // channels
+    wo = L.width
     rows_per_band = (ho + bands - 1) // bands
     i = task // bands
     y_start = (task % bands) * rows_per_band
@@ -243,7 +244,8 @@ def _kernel_mask(mask: np.ndarray | None, like: np.ndarray | None) -> np.ndarray
     return mask.view(np.uint8) if mask.dtype == np.bool_ else mask
 
 
-def _launch_record(image, geo: GeometryPlan | None, noise: NoisePlan | None, bands: int, select, has_mask: bool):
+def _launch_record(image, geo: GeometryPlan | None, noise: NoisePlan | None, width: int, bands: int, select,
+                   has_mask: bool):  # fmt: skip
     """The :data:`LAUNCH_DTYPE` record of one call (built from one tuple: one NumPy operation)."""
     is_int = image.dtype != np.float32
     mask_fill = 0 if geo is None else geo.mask_fill
@@ -257,7 +259,7 @@ def _launch_record(image, geo: GeometryPlan | None, noise: NoisePlan | None, ban
         fill_selected = mask_fill != 0 if labels is None else mask_fill in labels
         zero_selected = labels is not None and 0 in labels
     values = {
-        "channels": image.shape[3], "bands": bands, "mask_fill": mask_fill, "lut_lo": select[2],
+        "channels": image.shape[3], "width": width, "bands": bands, "mask_fill": mask_fill, "lut_lo": select[2],
         "key0": key0, "key1": key1, "geometry": geo is not None, "has_mask": has_mask,
         "fill_selected": fill_selected, "zero_selected": zero_selected, "select_mode": select[0], "clip": clip,
         "is_int": is_int, "shared_channels": shared, "lo": lo, "inv": inv, "span": span,
@@ -282,7 +284,7 @@ def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_ima
     threads = use_parallel(out_image.size)
     bands = max(1, min(ho, -(-_TASKS_PER_THREAD * threads // n))) if threads > 1 else 1
     select = _selection(None if noise is None else noise.labels)
-    launch = _launch_record(image, geo, noise, bands, select, mask is not None and out_mask is not None)
+    launch = _launch_record(image, geo, noise, wo, bands, select, mask is not None and out_mask is not None)
     samples = pack_samples(n, geo, noise)
     fill = np.zeros(channels, image.dtype) if geo is None else np.ascontiguousarray(geo.fill, dtype=image.dtype)
     args = (
