@@ -64,6 +64,9 @@ def augment_dask_array(
             f"images (N, H, W[, C]) and masks (N, H, W) must agree, got shapes {images.shape} and {masks.shape}"
         )
     n = images.shape[0]
+    sas = SAS(config, seed=seed, backend=backend, value_range=value_range)
+    if n == 0:  # nothing to augment (and nothing for dask to infer output types from)
+        return images.copy(), masks.copy()
     ids = da.arange(n, dtype=np.int64) if sample_ids is None else da.asarray(sample_ids)
     if ids.shape != (n,):
         raise ValueError(f"sample_ids: expected {n} ids (one per sample), got shape {ids.shape}")
@@ -79,12 +82,12 @@ def augment_dask_array(
         masks,
         ids,
         output_dtypes=[images.dtype, masks.dtype],
-        sas=SAS(config, seed=seed, backend=backend, value_range=value_range),
+        sas=sas,
     )
 
 
 def _augment_record(record: dict[str, Any], sas: SAS) -> dict[str, Any]:
-    out = sas(image=record["image"], mask=record["mask"], sample_id=int(record["sample_id"]))
+    out = sas(image=record["image"], mask=record["mask"], sample_id=record["sample_id"])  # an integer, never truncated
     return {**record, "image": out["image"], "mask": out["mask"]}
 
 

@@ -81,3 +81,17 @@ def test_shape_errors(data):
         augment_dask_array(da.from_array(images), masks[:5], CONFIG)
     with pytest.raises(ValueError, match="sample_ids: expected 11 ids"):
         augment_dask_array(da.from_array(images), masks, CONFIG, sample_ids=np.arange(3))
+
+
+def test_empty_batches_and_non_integer_ids_are_handled_cleanly():
+    """Issue #13: an empty dask batch complained about float64; a bag id of 1.5 was truncated to 1."""
+    da = pytest.importorskip("dask.array")
+    db = pytest.importorskip("dask.bag")
+    from sas_fast.distributed import augment_bag, augment_dask_array
+
+    images, masks = augment_dask_array(da.zeros((0, 8, 8), dtype=np.uint8), da.zeros((0, 8, 8), dtype=np.uint8), seed=0)
+    assert images.compute(scheduler="synchronous").shape == (0, 8, 8) and images.dtype == np.uint8
+    assert masks.compute(scheduler="synchronous").dtype == np.uint8
+    record = {"image": np.zeros((8, 8), np.uint8), "mask": np.ones((8, 8), np.uint8), "sample_id": 1.5}
+    with pytest.raises(TypeError, match="sample_id: expected the sample's integer index"):
+        augment_bag(db.from_sequence([record]), seed=0).compute(scheduler="synchronous")
