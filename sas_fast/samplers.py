@@ -70,9 +70,15 @@ def loggam(x: np.ndarray) -> np.ndarray:
 
 
 def poisson(lam: np.ndarray, p: np.ndarray, sid: int, c: int, key: np.ndarray) -> np.ndarray:
-    """Poisson counts (int64) with means ``lam`` (float64) for canvas pixels ``p`` (SPEC §4)."""
+    """Poisson counts with means ``lam`` (float64) for canvas pixels ``p`` (SPEC §4), as float64.
+
+    The counts are whole numbers held in float64, as the Numba sampler computes them
+    (``_numba_poisson.poisson``): an integer type would wrap for means beyond 2**63 (a ``peak`` of
+    1e30 gives means near 1e30; int64 counts came out as -2**63 and the pixel as 0).  Every count
+    below 2**53 is exact; above, the count is PTRS's float64 candidate, as in the kernels.
+    """
     lam = np.asarray(lam, dtype=np.float64)
-    k = np.zeros(lam.shape, dtype=np.int64)
+    k = np.zeros(lam.shape, dtype=np.float64)
 
     small = np.flatnonzero((lam > 0) & (lam < PTRS_MIN_LAM))
     if small.size:
@@ -93,16 +99,16 @@ def poisson(lam: np.ndarray, p: np.ndarray, sid: int, c: int, key: np.ndarray) -
         words = noise_words(p[pending], sid, c, key, PTRS_BLOCKS)
         z = box_muller(words[:, 0], words[:, 1]).astype(np.float64)
         lp = lam[pending]
-        k[pending] = np.maximum(0.0, np.rint(lp + np.sqrt(lp) * z)).astype(np.int64)
+        k[pending] = np.maximum(0.0, np.rint(lp + np.sqrt(lp) * z))
     return k
 
 
 def _inversion(lam: np.ndarray, word: np.ndarray) -> np.ndarray:
-    """Inversion by sequential search for lam < 10, u from ``word``, stopping at k = 1000."""
+    """Inversion by sequential search for lam < 10, u from ``word``, stopping at k = 1000 (float64 counts)."""
     u = uniform_from_word(word).astype(np.float64)
     prob = np.exp(-lam)
     cdf = prob.copy()
-    k = np.zeros(lam.shape, dtype=np.int64)
+    k = np.zeros(lam.shape, dtype=np.float64)
     for step in range(1, INVERSION_MAX_K + 1):
         going = u > cdf
         if not going.any():
@@ -114,7 +120,7 @@ def _inversion(lam: np.ndarray, word: np.ndarray) -> np.ndarray:
 
 
 def _ptrs_try(lam: np.ndarray, word_u: np.ndarray, word_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One round of Hörmann's PTRS (NumPy's legacy ``random_poisson_ptrs``): (candidate k, accepted)."""
+    """One round of Hörmann's PTRS (NumPy's legacy ``random_poisson_ptrs``): (candidate k as float64, accepted)."""
     slam = np.sqrt(lam)
     loglam = np.log(lam)
     b = 0.931 + 2.53 * slam
@@ -133,5 +139,5 @@ def _ptrs_try(lam: np.ndarray, word_u: np.ndarray, word_v: np.ndarray) -> tuple[
         lhs = np.log(v) + np.log(invalpha) - np.log(a / (us * us) + b)
     rhs = -lam + kk * loglam - loggam(kk + 1)
     accepted = quick | (~rejected & (lhs <= rhs))
-    return k.astype(np.int64), accepted
+    return k, accepted
 

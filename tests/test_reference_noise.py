@@ -112,3 +112,35 @@ def test_masks_of_every_dtype_select_the_same_pixels(rng):
     ]
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
+
+
+HUGE_PEAKS = [1e10, 2.0**62, 2.0**63, 1e19, 1e20, 1e30, 3e38]
+
+
+def test_poisson_counts_do_not_wrap_for_huge_means():
+    # Counts are float64, as in the Numba sampler: int64 counts wrapped to -2**63 beyond 2**63.
+    lam = np.array([1e18, 2.0**63, 1e19, 1e20, 7.84e29, 3e38])
+    k = poisson(lam, np.arange(lam.size, dtype=np.uint32), 0, 0, seed_to_key(1))
+    assert k.dtype == np.float64 and np.all(np.isfinite(k)) and np.all(k >= 0)
+    np.testing.assert_allclose(k, lam, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_poisson_with_huge_peaks_matches_numba(rng, dtype):
+    # The probe's case: peak=1e30 on uint8 200 gave 0 with the NumPy reference, 200 with Numba.
+    if "numba" not in sas_fast.available_backends():
+        pytest.skip("the numba backend is not available here")
+    image = random_image(rng, (2, 24, 24), dtype)
+    image[0, 0, 0] = 200 if dtype == np.uint8 else image[0, 0, 0]
+    mask = np.ones(image.shape, np.uint8)
+    for peak in HUGE_PEAKS:
+        ref = sas_fast.noise_in_mask(image, mask, kind="poisson", peak=peak, seed=9, backend="numpy")
+        fast = sas_fast.noise_in_mask(image, mask, kind="poisson", peak=peak, seed=9, backend="numba")
+        np.testing.assert_array_equal(ref, fast, err_msg=f"peak={peak}")
+        # With such peaks shot noise all but vanishes (sd <= 1e-5 of the range): no value collapses to 0.
+        span = 1.0 if dtype == np.float32 else float(np.iinfo(dtype).max)
+        change = np.abs(ref.astype(np.float64) - image.astype(np.float64)) / span
+        assert change.max() <= 1e-4 + (0 if dtype == np.float32 else 1 / span), peak
+    lesion = np.full((1, 8, 8), 200, np.uint8)
+    out = sas_fast.noise_in_mask(lesion, np.ones_like(lesion), kind="poisson", peak=1e30, backend="numpy")
+    assert out.tolist() == lesion.tolist()
