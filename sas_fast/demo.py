@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .backends import available_backends
-from .io import backend_name
+from .folder.job import backend_name
 from .transform import SAS
 
 __all__ = ["DemoResult", "best_backend", "render_grid", "run_demo"]

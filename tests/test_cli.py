@@ -15,7 +15,7 @@ import pytest
 
 import sas_fast
 from sas_fast.cli import main
-from sas_fast.io import MANIFEST, RUN_FILE, TMP_PREFIX, Pair, find_pairs, read_pair, replay
+from sas_fast.folder import MANIFEST, RUN_FILE, TMP_PREFIX, Pair, find_pairs, read_pair, replay
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -260,12 +260,15 @@ def test_find_pairs_reports_ambiguity(tmp_path):
     assert isinstance(Pair("a", "a.png", ("a_mask.png",)), Pair)
 
 
-def test_output_inside_input_is_not_read_back(layout):
+def test_output_inside_input_is_refused(layout, capsys):
+    # Outputs inside the input tree would be read back as inputs (and could replace them): refused,
+    # before anything is created (tests/test_cli_hardening.py covers the other overlaps).
+    before = _tree(layout)
     out = layout / "augmented"
-    args = ["augment", str(layout), str(out), "--backend", "numpy", "--quiet"]
-    assert main(args) == 0
-    assert main(args) == 0  # the second run sees the same 3 pairs (not its own outputs) and has nothing to do
-    assert len(_manifest(out)) == 3
+    assert main(["augment", str(layout), str(out), "--backend", "numpy", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sas-fast: error: ") and "is inside the input folder" in err and err.count("\n") == 1
+    assert not out.exists() and _tree(layout) == before
 
 
 def test_demo_writes_grid(tmp_path, capsys):
@@ -303,24 +306,24 @@ def test_bench_delegates_to_the_source_checkout(capfd, monkeypatch, tmp_path):
 def test_full_disk_mid_run_is_a_clear_error_and_resumes(layout, tmp_path, capsys, monkeypatch):
     import errno
 
-    import sas_fast.io as sio
+    from sas_fast.folder import OutputTree
 
     out, fresh = tmp_path / "out", tmp_path / "fresh"
     args = ["--copies", "2", "--seed", "3", "--backend", "numpy", "--quiet", "--workers", "1"]
     assert main(["augment", str(layout), str(fresh), *args]) == 0
-    real_write, calls = sio.write_atomic, []
+    real_write, calls = OutputTree.write, []
 
-    def write_until_full(path, data):
-        calls.append(path)
-        if len(calls) > 3:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real_write(path, data)
+    def write_until_full(self, rel, data):
+        calls.append(rel)
+        if len(calls) > 4:  # the probe, the run record, the manifest, then two outputs
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.root / rel))
+        real_write(self, rel, data)
 
-    monkeypatch.setattr(sio, "write_atomic", write_until_full)
+    monkeypatch.setattr(OutputTree, "write", write_until_full)
     assert main(["augment", str(layout), str(out), *args]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "rerun the same command to resume" in err
     assert not list(out.rglob(TMP_PREFIX + "*"))
-    monkeypatch.setattr(sio, "write_atomic", real_write)
+    monkeypatch.setattr(OutputTree, "write", real_write)
     assert main(["augment", str(layout), str(out), *args]) == 0
     assert _tree(out) == _tree(fresh)
