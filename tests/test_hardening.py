@@ -215,3 +215,14 @@ def test_batches_of_tiny_images():
     got = sas_fast.augment(image, mask, params, seed=0, backend="numba")
     want = sas_fast.augment(image[:500], mask[:500], params[:500], seed=0, backend="numpy")
     np.testing.assert_array_equal(got[0][:500], want[0])
+
+
+@pytest.mark.parametrize("peak", [1e10, 1e20, 1e30, 3e38])
+def test_poisson_with_huge_peaks_agrees_on_every_backend(any_backend, peak):
+    """Counts beyond int64 (means near 1e30) are whole float64 numbers everywhere (the reference
+    and the CUDA source wrapped them to -2**63, so a uint8 200 became 0)."""
+    image = np.full((1, 8, 8), 200, np.uint8)
+    mask = np.ones((1, 8, 8), np.uint8)
+    got = sas_fast.noise_in_mask(image, mask, kind="poisson", peak=peak, seed=1, backend=any_backend)
+    np.testing.assert_array_equal(got, sas_fast.noise_in_mask(image, mask, kind="poisson", peak=peak, seed=1, backend="numba"))
+    assert abs(float(got.mean()) - 200) < 1

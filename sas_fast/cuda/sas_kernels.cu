@@ -172,7 +172,7 @@ __device__ __noinline__ T add_noise(T v, i32 kind, float sigma, float peak, u32 
     const float x = ((float)v - lo) * inv;
     float y;
     if (POISSON && kind == SAS_KIND_POISSON) {
-        const i64 k = poisson((double)(x * peak), p, sid, c, k0, k1);
+        const double k = poisson((double)(x * peak), p, sid, c, k0, k1);
         y = (float)k / peak;
     } else {
         const float n = sigma * normal(p, sid, c, k0, k1);

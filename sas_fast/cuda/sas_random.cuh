@@ -139,13 +139,15 @@ __device__ __forceinline__ double loggam(double x) {
 }
 
 // Poisson by inversion (lam < SAS_PTRS_MIN_LAM): sequential search in float64 (samplers._inversion).
-__device__ __forceinline__ i64 poisson_inversion(double lam, u32 word) {
+// Counts are whole numbers held in double, as in samplers.poisson: a mean near 1e30 (peak 1e30)
+// gives a count near 1e30, which no integer type holds.
+__device__ __forceinline__ double poisson_inversion(double lam, u32 word) {
     const double u = uniform64(word);
     double prob = exp(-lam);
     double cdf = prob;
-    i64 k = 0;
+    double k = 0.0;
     for (i32 step = 1; step <= SAS_INVERSION_MAX_K && u > cdf; ++step) {
-        k = step;
+        k = (double)step;
         prob = prob * (lam / (double)step);  // SPEC §4: p *= lam / k
         cdf = cdf + prob;
     }
@@ -170,12 +172,12 @@ __device__ __forceinline__ Ptrs ptrs_setup(double lam) {
 }
 
 // One PTRS round on words (wu, wv): true and *k set if the candidate is accepted.
-__device__ __forceinline__ bool ptrs_try(const Ptrs& s, u32 wu, u32 wv, i64* k) {
+__device__ __forceinline__ bool ptrs_try(const Ptrs& s, u32 wu, u32 wv, double* k) {
     const double u = uniform64(wu) - 0.5;
     const double v = uniform64(wv);
     const double us = 0.5 - fabs(u);
     const double kd = floor((2.0 * s.a / us + s.b) * u + s.lam + 0.43);
-    *k = (i64)kd;
+    *k = kd;
     if (us >= 0.07 && v <= s.vr) return true;
     if (kd < 0.0 || (us < 0.013 && v > us)) return false;
     const double lhs = log(v) + log(s.invalpha) - log(s.a / (us * us) + s.b);
@@ -186,11 +188,11 @@ __device__ __forceinline__ bool ptrs_try(const Ptrs& s, u32 wu, u32 wv, i64* k) 
 // Poisson count with mean lam for canvas pixel p, sample sid, channel c (SPEC §4,
 // samplers.poisson): 0 unless lam > 0; inversion below SAS_PTRS_MIN_LAM; else PTRS on word
 // pairs (0,1), (2,3) of blocks 0.. SAS_PTRS_BLOCKS-1; else the rounded normal approximation.
-__device__ __forceinline__ i64 poisson(double lam, u32 p, u32 sid, u32 c, u32 k0, u32 k1) {
-    if (!(lam > 0.0)) return 0;
+__device__ __forceinline__ double poisson(double lam, u32 p, u32 sid, u32 c, u32 k0, u32 k1) {
+    if (!(lam > 0.0)) return 0.0;
     if (lam < SAS_PTRS_MIN_LAM) return poisson_inversion(lam, noise_words(p, sid, c, 0u, k0, k1).w0);
     const Ptrs s = ptrs_setup(lam);
-    i64 k;
+    double k;
     for (u32 block = 0; block < (u32)SAS_PTRS_BLOCKS; ++block) {
         const Words w = noise_words(p, sid, c, block, k0, k1);
         if (ptrs_try(s, w.w0, w.w1, &k) || ptrs_try(s, w.w2, w.w3, &k)) return k;
@@ -198,7 +200,7 @@ __device__ __forceinline__ i64 poisson(double lam, u32 p, u32 sid, u32 c, u32 k0
     const Words w = noise_words(p, sid, c, (u32)SAS_PTRS_BLOCKS, k0, k1);
     const double z = (double)box_muller(w.w0, w.w1);
     const double approx = rint(lam + sqrt(lam) * z);
-    return approx > 0.0 ? (i64)approx : 0;
+    return approx > 0.0 ? approx : 0.0;
 }
 
 }  // namespace sas

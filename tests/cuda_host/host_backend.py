@@ -45,7 +45,7 @@ extern "C" void probe_normal(const unsigned* p, unsigned sid, unsigned c, unsign
     for (long i = 0; i < n; ++i) out[i] = sas::normal(p[i], sid, c, k0, k1);
 }
 extern "C" void probe_poisson(const double* lam, const unsigned* p, unsigned sid, unsigned c, unsigned k0, unsigned k1,
-                              long long* out, long n) {
+                              double* out, long n) {
     for (long i = 0; i < n; ++i) out[i] = sas::poisson(lam[i], p[i], sid, c, k0, k1);
 }
 """
@@ -179,7 +179,7 @@ class HostBackend:
     def poisson(self, lam: np.ndarray, p: np.ndarray, sid: int, c: int, key: np.ndarray) -> np.ndarray:
         lam = np.ascontiguousarray(lam, dtype=np.float64)
         p = np.ascontiguousarray(p, dtype=np.uint32)
-        out = np.empty(lam.shape, np.int64)
+        out = np.empty(lam.shape, np.float64)
         self.lib.probe_poisson(
             _ptr(lam), _ptr(p), ctypes.c_uint32(sid), ctypes.c_uint32(c), ctypes.c_uint32(int(key[0])),
             ctypes.c_uint32(int(key[1])), _ptr(out), ctypes.c_long(lam.size),
