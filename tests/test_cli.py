@@ -327,3 +327,24 @@ def test_full_disk_mid_run_is_a_clear_error_and_resumes(layout, tmp_path, capsys
     monkeypatch.setattr(OutputTree, "write", real_write)
     assert main(["augment", str(layout), str(out), *args]) == 0
     assert _tree(out) == _tree(fresh)
+
+
+def test_grey_images_stored_as_rgb_stay_grey_and_replay(tmp_path, capsys):
+    """Issue #11: BUSI's PNGs are grey stored as RGB; independent channel noise turned the lesion
+    into colour speckle. The CLI gives such files shared noise (and replay derives the same)."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(2)
+    grey = rng.integers(30, 200, (24, 32), dtype=np.uint8)
+    _write(root / "g.png", np.repeat(grey[..., None], 3, axis=2))
+    _write(root / "g_mask.png", _blob(24, 32, 255, 4, 6))
+    _write(root / "c.png", rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))  # real colour: independent
+    _write(root / "c_mask.png", _blob(24, 32, 255, 4, 6))
+    assert main(["augment", str(root), str(out), "--copies", "3", "--seed", "1", "--quiet"]) == 0
+    for k in range(3):
+        noisy = cv2.imread(str(out / "images" / f"g_sas{k}.png"), cv2.IMREAD_UNCHANGED)
+        assert noisy.shape == (24, 32, 3) and (noisy == noisy[..., :1]).all()
+    colour = [cv2.imread(str(out / "images" / f"c_sas{k}.png"), cv2.IMREAD_UNCHANGED) for k in range(3)]
+    mask = [cv2.imread(str(out / "masks" / f"c_sas{k}.png"), cv2.IMREAD_UNCHANGED) for k in range(3)]
+    assert any(((c[..., 1] != c[..., 0]) & (m != 0)).any() for c, m in zip(colour, mask))
+    assert main(["replay", str(out)]) == 0
+    assert "6 outputs regenerated, 0 differ" in capsys.readouterr().out

@@ -31,7 +31,7 @@ from .errors import PairError
 from .pairs import Pair
 from .paths import shown
 
-__all__ = ["MAX_IMAGE_PIXELS", "Header", "encode_png", "image_header", "read_image_file", "read_pair"]
+__all__ = ["MAX_IMAGE_PIXELS", "Header", "encode_png", "image_header", "noise_channels", "read_image_file", "read_pair"]
 
 #: Default pixel cap (width x height) of an input file, checked from its header before decoding.
 MAX_IMAGE_PIXELS = 100_000_000
@@ -241,3 +241,13 @@ def encode_png(array: np.ndarray) -> bytes:
     if not ok:
         raise RuntimeError(f"PNG encoding failed for an array of shape {array.shape} and dtype {array.dtype}")
     return buf.tobytes()
+
+
+def noise_channels(image: np.ndarray) -> str:
+    """The noise channel mode for a decoded file (SPEC §3 "Channels"): ``"shared"`` when it has
+    several channels that are all equal (a grey image stored as RGB, like the BUSI PNGs, stays
+    grey and is written back as it came), else ``"independent"``.  Replay derives the same mode
+    from the same input, so it needs no record."""
+    if image.ndim == 3 and image.shape[2] > 1 and (image == image[..., :1]).all():
+        return "shared"
+    return "independent"

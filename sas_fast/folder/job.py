@@ -42,7 +42,7 @@ from ..config import SASConfig
 from ..philox import seed_to_key
 from .atomic import OutputTree
 from .errors import ConfigError, JobError, PairError
-from .imagefiles import MAX_IMAGE_PIXELS, encode_png, read_pair
+from .imagefiles import MAX_IMAGE_PIXELS, encode_png, noise_channels, read_pair
 from .manifest import MANIFEST, RUN_FILE, make_record, output_paths, parse
 from .pairs import Pair, find_pairs
 from .paths import check_disjoint, inside, real, shown
@@ -109,7 +109,8 @@ def _run_task(task: _Task) -> tuple[list[dict[str, Any]], str | None]:
         try:
             params = task.config.sample(len(ks), seed=task.seed, sample_ids=sids, masks=masks)
             out_images, out_masks = augment(
-                np.broadcast_to(image, (len(ks), *image.shape)), masks, params, seed=task.seed, backend=task.backend
+                np.broadcast_to(image, (len(ks), *image.shape)), masks, params, seed=task.seed, backend=task.backend,
+                channels=noise_channels(image),
             )
         except APPLY_ERRORS as exc:
             raise ConfigError(f"the config cannot be applied to {shown(task.pair.image)}: {_reason(exc)}") from None

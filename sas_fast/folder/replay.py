@@ -21,7 +21,7 @@ from ..backends import BACKENDS
 from ..config import SASParams
 from .atomic import OutputTree
 from .errors import JobError, PairError
-from .imagefiles import MAX_IMAGE_PIXELS, encode_png, read_pair
+from .imagefiles import MAX_IMAGE_PIXELS, encode_png, noise_channels, read_pair
 from .job import APPLY_ERRORS
 from .manifest import MANIFEST, RUN_FILE, check_record, parse
 from .pairs import Pair
@@ -127,7 +127,9 @@ def replay(
                 raise ValueError(f"params.sample_ids {params.sample_ids.tolist()} != sample_id {record.sample_id}")
             if tuple(params.canvas) != image.shape[:2]:
                 raise ValueError(f"params.canvas {list(params.canvas)} but the input is {list(image.shape[:2])} (HxW)")
-            out_image, out_mask = augment(image[None], mask[None], params, seed=record.seed, backend=name)
+            out_image, out_mask = augment(
+                image[None], mask[None], params, seed=record.seed, backend=name, channels=noise_channels(image)
+            )
         except APPLY_ERRORS as exc:
             summary.problems.append(f"{where}: the recorded parameters cannot be applied ({shown(exc) or type(exc).__name__})")
             continue
