@@ -69,6 +69,14 @@ class Unavailable(RuntimeError):
     """The contender cannot run here (the message says why)."""
 
 
+def skip_cell(reasons: list[str], reason: str) -> str:
+    """A table cell for a contender that did not run: ``skipped [k]`` or ``FAILED [k]``, with the
+    reason appended to the table's footnotes ``reasons`` (numbered from 1) once."""
+    if reason not in reasons:
+        reasons.append(reason)
+    return f"{'FAILED' if reason.startswith('FAILED') else 'skipped'} [{reasons.index(reason) + 1}]"
+
+
 @dataclass(frozen=True)
 class Contender:
     """One row of the comparison.

@@ -42,7 +42,7 @@ from pathlib import Path
 
 
 from . import dataloader, per_call
-from .baselines import ALL_THREADS, CONTENDERS, Contender, Runner, Unavailable, check, reference_outputs
+from .baselines import ALL_THREADS, CONTENDERS, Contender, Runner, Unavailable, check, reference_outputs, skip_cell
 from .workloads import PER_CALL_SIZES, QUICK_DIVISOR, VARIANTS, Workload, make_workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,10 +141,7 @@ def table(wl: Workload, rows: list[Row], note: str) -> tuple[str, dict]:
     for row in rows:
         c = row.contender
         if row.skipped:
-            if row.skipped not in reasons:
-                reasons.append(row.skipped)
-            what = "FAILED" if row.skipped.startswith("FAILED") else "skipped"
-            lines.append(f"| {c.label} | {c.threads} | - | {what} [{reasons.index(row.skipped) + 1}] | | | | | | |")
+            lines.append(f"| {c.label} | {c.threads} | - | {skip_cell(reasons, row.skipped)} | | | | | | |")
             raw["rows"].append({"key": c.key, "skipped": row.skipped})
             continue
         med, lo, hi = row.per_batch(wl.n)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .baselines import PER_CALL, PerCall, Unavailable, check, reference_outputs, single_thread
+from .baselines import PER_CALL, PerCall, Unavailable, check, reference_outputs, single_thread, skip_cell
 from .workloads import PER_CALL_SIZES, Workload, make_samples
 
 __all__ = ["CALLS", "Row", "run_suite", "samples_for", "time_size"]
@@ -135,10 +135,7 @@ def _table(wl: Workload, calls: int, rows: list[Row]) -> tuple[list[str], dict]:
     for row in rows:
         c = row.contender
         if row.skipped:
-            if row.skipped not in reasons:
-                reasons.append(row.skipped)
-            what = "FAILED" if row.skipped.startswith("FAILED") else "skipped"
-            lines.append(f"| {c.label} | {what} [{reasons.index(row.skipped) + 1}] | | | | | |")
+            lines.append(f"| {c.label} | {skip_cell(reasons, row.skipped)} | | | | | |")
             raw["rows"].append({"key": c.key, "skipped": row.skipped})
             continue
         med = row.median

@@ -30,7 +30,13 @@ def test_pytorch_dataset_snippet_runs_as_written(tmp_path):
     # The block must be the recipe the README promises, not some other snippet.
     for needle in ("import sas_fast.data", "EpochSampler", "set_epoch", "num_workers=2", "persistent_workers=True"):
         assert needle in code, f"README recipe lacks {needle!r}"
-    script = tmp_path / "readme_dataset.py"  # a file, so spawn-start workers can re-import it
+    assert "every sample augmented afresh in epoch 1" in _run_block(tmp_path, "dataset", code)
+
+
+def _run_block(tmp_path, name: str, code: str) -> str:
+    """Run a README block as written, as a script file (so spawn-start workers can re-import it);
+    its stdout, after checking it succeeded."""
+    script = tmp_path / f"readme_{name}.py"
     script.write_text(code, encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     try:
@@ -38,9 +44,9 @@ def test_pytorch_dataset_snippet_runs_as_written(tmp_path):
             [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the README snippet did not finish in {exc.timeout} s:\n{exc.stderr or ''}")
-    assert result.returncode == 0, f"the README snippet failed:\n{result.stdout}\n{result.stderr}"
-    assert "every sample augmented afresh in epoch 1" in result.stdout, result.stdout
+        pytest.fail(f"the README {name} snippet did not finish in {exc.timeout} s:\n{exc.stderr or ''}")
+    assert result.returncode == 0, f"the README {name} snippet failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
 
 
 # -- the framework adapters' sections (sas_fast.integrations): each block runs where its framework imports
@@ -77,14 +83,5 @@ def test_framework_snippet_runs_as_written(framework, tmp_path):
     code = readme_block(FRAMEWORK_MARKERS[framework])
     for needle in FRAMEWORK_NEEDLES[framework]:
         assert needle in code, f"README {framework} block lacks {needle!r}"
-    script = tmp_path / f"readme_{framework}.py"
-    script.write_text(code, encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    try:
-        result = subprocess.run(
-            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the README {framework} snippet did not finish in {exc.timeout} s:\n{exc.stderr or ''}")
-    assert result.returncode == 0, f"the README {framework} snippet failed:\n{result.stdout}\n{result.stderr}"
-    assert FRAMEWORK_OUTPUT[framework] in result.stdout, result.stdout
+    stdout = _run_block(tmp_path, framework, code)
+    assert FRAMEWORK_OUTPUT[framework] in stdout, stdout
