@@ -136,19 +136,20 @@ def backend_name(backend: str) -> str:
     return next(name for name, (mod, _) in BACKENDS.items() if mod == module)
 
 
-def _prepare_output(root: Path, out: Path) -> OutputTree:
-    """The output tree: disjoint from the input tree, created, writable, free of links and temporaries."""
-    check_disjoint(root, out)
+def prepare_output(root: Path, out: Path, what: str = "output folder") -> OutputTree:
+    """The tree written into (``out``, or replay's ``--into``): disjoint from the input tree
+    ``root``, created, writable, free of links and temporaries."""
+    check_disjoint(root, out, what=what)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise JobError(f"cannot write to output folder {shown(out)}: {exc.strerror or exc}") from None
-    check_disjoint(root, out)  # again, now that every component exists
+        raise JobError(f"cannot write to {what} {shown(out)}: {exc.strerror or exc}") from None
+    check_disjoint(root, out, what=what)  # again, now that every component exists
     tree = OutputTree(out)
     try:
         tree.probe()
     except OSError as exc:
-        raise JobError(f"cannot write to output folder {shown(out)}: {exc.strerror or exc}") from None
+        raise JobError(f"cannot write to {what} {shown(out)}: {exc.strerror or exc}") from None
     tree.sweep()
     return tree
 
@@ -186,7 +187,7 @@ def augment_folder(
     root = Path(in_dir)
     if not root.is_dir():
         raise JobError(f"input folder {shown(root)} does not exist or is not a folder")
-    tree = _prepare_output(root, Path(out_dir))
+    tree = prepare_output(root, Path(out_dir))
     pairs, problems = find_pairs(root)
     if not pairs:
         hint = f" ({len(problems)} file(s) did not pair, e.g. {problems[0]})" if problems else ""

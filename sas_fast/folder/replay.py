@@ -22,10 +22,10 @@ from ..config import SASParams
 from .atomic import OutputTree
 from .errors import JobError, PairError
 from .imagefiles import MAX_IMAGE_PIXELS, encode_png, noise_channels, read_pair
-from .job import APPLY_ERRORS
+from .job import APPLY_ERRORS, prepare_output
 from .manifest import MANIFEST, RUN_FILE, check_record, parse
 from .pairs import Pair
-from .paths import check_disjoint, inside, real, shown
+from .paths import inside, real, shown
 
 __all__ = ["ReplaySummary", "replay"]
 
@@ -90,7 +90,7 @@ def replay(
     name = run.get("backend") if backend is None else backend
     if name not in BACKENDS:
         raise JobError(f"backend {shown(repr(name))} (from {RUN_FILE}) is not one of {sorted(BACKENDS)}; pass --backend")
-    target = None if into is None else _prepare_into(root, Path(into))
+    target = None if into is None else prepare_output(root, Path(into), what="--into folder")
 
     summary = ReplaySummary()
     if isinstance(run.get("pairs"), int) and isinstance(run.get("copies"), int):
@@ -148,19 +148,3 @@ def replay(
             if rel not in listed:
                 summary.problems.append(f"{shown(rel)}: not listed in {MANIFEST} (a lost or cut-short line, or an unfinished run)")
     return summary
-
-
-def _prepare_into(root: Path, into: Path) -> OutputTree:
-    check_disjoint(root, into, what="--into folder")
-    try:
-        into.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise JobError(f"cannot write to --into folder {shown(into)}: {exc.strerror or exc}") from None
-    check_disjoint(root, into, what="--into folder")
-    tree = OutputTree(into)
-    try:
-        tree.probe()
-    except OSError as exc:
-        raise JobError(f"cannot write to --into folder {shown(into)}: {exc.strerror or exc}") from None
-    tree.sweep()
-    return tree
