@@ -13,6 +13,7 @@ import pickle
 import subprocess
 import sys
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -262,12 +263,7 @@ def tv():
 
     from sas_fast.integrations.torchvision import SAS
 
-    class NS:
-        pass
-
-    ns = NS()
-    ns.torch, ns.tv_tensors, ns.v2, ns.SAS = torch, tv_tensors, v2, SAS
-    return ns
+    return SimpleNamespace(torch=torch, tv_tensors=tv_tensors, v2=v2, SAS=SAS)
 
 
 def _tv_sample(tv, channels: int = 3, seed: int = 0, label: int = 1):
@@ -386,12 +382,8 @@ def mn():
 
     from sas_fast.integrations.monai import RandSASd
 
-    class NS:
-        pass
-
-    ns = NS()
-    ns.torch, ns.mt, ns.CacheDataset, ns.Dataset, ns.MetaTensor, ns.RandSASd = torch, mt, CacheDataset, Dataset, MetaTensor, RandSASd
-    return ns
+    return SimpleNamespace(torch=torch, mt=mt, CacheDataset=CacheDataset, Dataset=Dataset, MetaTensor=MetaTensor,
+                           RandSASd=RandSASd)  # fmt: skip
 
 
 def _monai_record(mn, seed: int = 0, sample_id: int | None = 7):
