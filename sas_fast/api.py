@@ -321,19 +321,23 @@ def rescale_paste(
     seed: int = 0,
     sample_ids: Any = None,
     channel_axis: int | str | None = AUTO,
+    interpolation: Any = "bilinear",
 ) -> tuple[Any, Any]:
     """Shrink (or enlarge) each image and mask by ``scale`` and paste into a canvas (SPEC §2).
 
     ``scale``, ``offset`` (``"center"``, ``"random"``, ``(oy, ox)`` or ``(N, 2)``) and ``crop``
     (``(sy0, sx0, sh, sw)`` or ``(N, 4)``) are scalars/tuples or per-sample arrays; ``canvas`` is
     ``(Ho, Wo)`` (default: the input size).  ``offset="random"`` draws from the parameter stream
-    of ``seed`` and ``sample_ids``.  Returns ``(image_out, mask_out)``; ``mask_out`` is ``None``
-    without a mask.  ``out`` is ``image_out`` or ``(image_out, mask_out)`` to write into.
+    of ``seed`` and ``sample_ids``.  ``interpolation`` (one name or one per sample): the image's
+    ``"bilinear"`` (default) or ``"area"``, OpenCV's antialiased ``INTER_AREA`` on every axis it
+    shrinks (SPEC §2b); the mask is always nearest.  Returns ``(image_out, mask_out)``;
+    ``mask_out`` is ``None`` without a mask.  ``out`` is ``image_out`` or ``(image_out, mask_out)``
+    to write into.
     """
     batch = _prepare(image, mask, backend, mask_required=False, channel_axis=channel_axis)
     geo = _geometry(
         batch, scale=scale, offset=offset, crop=crop, canvas=canvas, fill=fill, mask_fill=mask_fill, seed=seed,
-        sids=sample_ids,
+        sids=sample_ids, interpolation=interpolation,
     )
     with_mask = batch.mask is not None
     outputs = _outputs(batch, *_split_out(out, with_mask), geo.canvas, with_mask)
@@ -393,19 +397,23 @@ def augment(
     backend: str = "auto",
     out: Any = None,
     channel_axis: int | str | None = AUTO,
+    interpolation: Any = None,
 ) -> tuple[Any, Any]:
     """SAS in one pass: ``params``' geometry, then its in-mask noise (SPEC §2 then §3).
 
     Equal to :func:`rescale_paste` followed by :func:`noise_in_mask` with the same per-sample
     values (``value_range``, ``channels``: as there); ``sample_ids`` default to the ones ``params``
-    was sampled for.
+    was sampled for, ``interpolation`` (one name or one per sample, SPEC §2b) to ``params``' own.
     """
     batch = _prepare(image, mask, backend, mask_required=True, channel_axis=channel_axis)
     n = batch.image.shape[0]
     if len(params) != n:
         raise ValueError(f"params: sampled for {len(params)} samples, but the batch has {n}")
     sids = params.sample_ids if sample_ids is None else sample_ids
-    geo = _geometry(batch, scale=params.scale, offset=params.offset, crop=params.crop, canvas=params.canvas)
+    geo = _geometry(
+        batch, scale=params.scale, offset=params.offset, crop=params.crop, canvas=params.canvas,
+        interpolation=params.interpolation if interpolation is None else interpolation,
+    )
     noise = _noise(
         batch, kind=params.kind, sigma=params.sigma, peak=params.peak, labels=params.labels, seed=seed,
         sids=sids, value_range=value_range, channels=channels,

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from .arrays import to_host
-from .backends.reference import nearest_taps
+from .geometry import INTERPOLATIONS, centre_offsets, nearest_taps, random_offsets, ratios, thumbnail_sides
 from .philox import seed_to_key, uniform_from_word
-from .plan import KINDS, SLOT_GEOMETRY, SLOT_NOISE, param_words, random_int
+from .plan import KINDS, SLOT_GEOMETRY, SLOT_NOISE, param_words
 from .plan import sample_ids as _sample_ids
 
 __all__ = ["SASConfig", "SASParams"]
@@ -46,6 +46,8 @@ class SASConfig:
     min_object_pixels: if set, the scale is raised just enough that the selected structure keeps at
         least this many pixels (never above 1, or the structure's own size if smaller).
     labels: the labels that count as the structure (default: any nonzero label).
+    interpolation: the image resampling, "bilinear" (the paper's) or "area" (antialiased shrinking,
+        OpenCV's INTER_AREA: SPEC §2b); recorded per sample in the params.  The mask is always nearest.
     """
 
     p_scale: float = 1.0
@@ -59,6 +61,7 @@ class SASConfig:
     roi_margin: float = 0.1
     min_object_pixels: int | None = None
     labels: tuple[int, ...] | None = None
+    interpolation: str = "bilinear"
 
     def __post_init__(self) -> None:
         for name in ("p_scale", "p_noise"):
@@ -74,6 +77,8 @@ class SASConfig:
             raise ValueError(f"placement: expected 'random' or 'center', got {self.placement!r}")
         if self.source not in ("image", "roi"):
             raise ValueError(f"source: expected 'image' or 'roi', got {self.source!r}")
+        if not isinstance(self.interpolation, str) or self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation: expected one of {list(INTERPOLATIONS)}, got {self.interpolation!r}")
         if isinstance(self.roi_margin, bool) or not isinstance(self.roi_margin, (int, float, np.integer, np.floating)):
             raise TypeError(f"roi_margin: expected a finite number >= 0, got {self.roi_margin!r}")
         if not (math.isfinite(self.roi_margin) and self.roi_margin >= 0):
@@ -178,9 +183,11 @@ class SASConfig:
         if self.min_object_pixels is not None:
             scale = np.maximum(scale, _min_scales(selected, crop, self.min_object_pixels))
         scale = np.where(rescaled, scale, 1.0)
-        thumb = np.maximum(1, np.floor(crop[:, 2:] * scale[:, None] + 0.5)).astype(np.int64)
-        room = np.array((height, width)) - thumb
-        offset = room // 2 if self.placement == "center" else random_int(geo[:, 2:], 0, room)
+        thumb = thumbnail_sides(crop[:, 2:], scale[:, None]).astype(np.int64)
+        if self.placement == "center":
+            offset = centre_offsets((height, width), thumb)
+        else:
+            offset = random_offsets(geo[:, 2:], (height, width), thumb)
         offset[~rescaled] = 0
 
         names = list(self.noise)
@@ -202,6 +209,7 @@ class SASConfig:
             sigma=sigma,
             peak=peak,
             labels=self.labels,
+            interpolation=np.full(n, self.interpolation, dtype=object),
         )
 
 
@@ -232,10 +240,9 @@ def _roi_box(selected: np.ndarray, margin: float) -> np.ndarray:
 
 def _kept_pixels(region: np.ndarray, scale: float) -> int:
     """Pixels of the boolean ``region`` that survive its nearest-exact rescale by ``scale`` (SPEC §2)."""
-    sh, sw = region.shape
-    h, w = (max(1, math.floor(size * scale + 0.5)) for size in (sh, sw))
-    my = nearest_taps(h, sh, np.float32(sh / h))
-    mx = nearest_taps(w, sw, np.float32(sw / w))
+    (sh, sw), (h, w) = region.shape, thumbnail_sides(region.shape, scale).astype(np.int64)
+    my = nearest_taps(np.arange(h), sh, ratios(sh, h))
+    mx = nearest_taps(np.arange(w), sw, ratios(sw, w))
     return int(region[my][:, mx].sum())
 
 
@@ -273,7 +280,12 @@ PER_SAMPLE_FIELDS: dict[str, tuple[Any, tuple[int, ...]]] = {
     "kind": (object, ()),
     "sigma": (np.float64, ()),
     "peak": (np.float64, ()),
+    "interpolation": (object, ()),
 }
+#: The per-sample fields holding names, and the names each accepts.
+NAME_FIELDS: dict[str, dict[str, int]] = {"kind": KINDS, "interpolation": INTERPOLATIONS}
+#: Per-sample fields a record may lack (records written before the field existed), and their value.
+FIELD_DEFAULTS: dict[str, str] = {"interpolation": "bilinear"}
 #: Fields shared by every sample of a record.
 SHARED_FIELDS = ("canvas", "labels")
 
@@ -285,7 +297,8 @@ class SASParams:
     sample_ids: int64 (n,) global sample ids; scale: float64 (n,); crop: int64 (n, 4)
     ``(sy0, sx0, sh, sw)``; offset: int64 (n, 2) ``(oy, ox)``; canvas: ``(H, W)``; kind: (n,) names
     among speckle / gaussian / poisson / none; sigma, peak: float64 (n,); labels: the selected labels
-    (None = any nonzero).  The per-sample fields are :data:`PER_SAMPLE_FIELDS`.
+    (None = any nonzero); interpolation: (n,) names, "bilinear" or "area" (SPEC §2b; None: bilinear
+    for every sample).  The per-sample fields are :data:`PER_SAMPLE_FIELDS`.
     """
 
     sample_ids: np.ndarray
@@ -297,6 +310,11 @@ class SASParams:
     sigma: np.ndarray
     peak: np.ndarray
     labels: tuple[int, ...] | None = None
+    interpolation: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.interpolation is None:
+            self.interpolation = np.full(len(self.scale), FIELD_DEFAULTS["interpolation"], dtype=object)
 
     def __len__(self) -> int:
         return len(self.scale)
@@ -314,7 +332,7 @@ class SASParams:
         data: dict[str, Any] = {}
         for name in PER_SAMPLE_FIELDS:
             value = getattr(self, name)
-            data[name] = [str(k) for k in value] if name == "kind" else np.asarray(value).tolist()
+            data[name] = [str(k) for k in value] if name in NAME_FIELDS else np.asarray(value).tolist()
         data["canvas"] = [int(v) for v in self.canvas]
         data["labels"] = None if self.labels is None else [int(v) for v in self.labels]
         return data
@@ -325,12 +343,13 @@ class SASParams:
         if not isinstance(data, dict):
             raise TypeError(f"params: expected a mapping of the SASParams fields, got {type(data).__name__}")
         known = (*PER_SAMPLE_FIELDS, *SHARED_FIELDS)
-        missing = [k for k in known if k not in data and k != "labels"]
+        missing = [k for k in known if k not in data and k != "labels" and k not in FIELD_DEFAULTS]
         unknown = sorted(set(map(str, data)) - set(known))
         if missing or unknown:
             raise ValueError(f"params: missing key(s) {missing}, unknown key(s) {unknown}; expected {list(known)}")
         n = _record_length(data.get("scale"))
-        fields = {name: _field(name, data[name], n, dtype, shape) for name, (dtype, shape) in PER_SAMPLE_FIELDS.items()}
+        given = {**{name: [value] * n for name, value in FIELD_DEFAULTS.items()}, **data}
+        fields = {name: _field(name, given[name], n, dtype, shape) for name, (dtype, shape) in PER_SAMPLE_FIELDS.items()}
         fields["canvas"] = tuple(_field("canvas", data["canvas"], 2, np.int64, ())[i] for i in range(2))
         if min(fields["canvas"]) < 1:
             raise ValueError(f"params: canvas must be two positive integers, got {data['canvas']!r}")
@@ -374,9 +393,9 @@ def _record_length(scale: Any) -> int:
 def _field(name: str, value: Any, n: int, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
     """One field of :meth:`SASParams.from_dict`, checked: ``n`` values of ``shape``, of ``dtype``."""
     want = (n, *shape)
-    if dtype is object:  # kind names
+    if dtype is object:  # names: kinds, interpolations
         arr = np.asarray(value, dtype=object) if isinstance(value, (list, tuple, np.ndarray)) else None
-        names = set(KINDS)
+        names = set(NAME_FIELDS[name])
         if arr is None or arr.shape != want or not all(isinstance(k, str) and k in names for k in arr):
             raise ValueError(f"params: {name} must be {n} names among {sorted(names)}, got {value!r}")
         return np.array([str(k) for k in arr], dtype=object)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .arrays import to_host
+from .geometry import INTERPOLATIONS, centre_offsets, random_offsets, ratios, thumbnail_sides
 from .philox import PARAM_TAG, philox4x32_10, seed_to_key
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "KINDS",
     "MASK_DTYPES",
     "GeometryPlan",
+    "INTERPOLATIONS",
     "NoisePlan",
     "dtype_range",
     "make_geometry",
@@ -64,7 +66,8 @@ class GeometryPlan:
 
     crop: int64 ``(N, 4)`` rows ``(sy0, sx0, sh, sw)``; thumb: int64 ``(N, 2)`` ``(h, w)``;
     ratio: float32 ``(N, 2)`` ``(ry, rx)`` = ``float32(sh / h)``, ``float32(sw / w)``;
-    offset: int64 ``(N, 2)`` ``(oy, ox)``; canvas ``(Ho, Wo)``; fill: image-dtype ``(C,)``.
+    offset: int64 ``(N, 2)`` ``(oy, ox)``; canvas ``(Ho, Wo)``; fill: image-dtype ``(C,)``;
+    interpolation: int32 ``(N,)`` image interpolation codes of :data:`INTERPOLATIONS` (SPEC §2b).
     """
 
     crop: np.ndarray
@@ -74,6 +77,7 @@ class GeometryPlan:
     canvas: tuple[int, int]
     fill: np.ndarray
     mask_fill: int
+    interpolation: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -186,13 +190,6 @@ def _compiled_param_words() -> Any:
     return compiled
 
 
-def random_int(words: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Integers uniform in ``[min(lo, hi), max(lo, hi)]`` from uint32 words (multiply-high, exact)."""
-    a, b = np.minimum(lo, hi).astype(np.int64), np.maximum(lo, hi).astype(np.int64)
-    span = (b - a + 1).astype(np.uint64)
-    return a + ((words.astype(np.uint64) * span) >> np.uint64(32)).astype(np.int64)
-
-
 def sample_ids(value: Any, n: int) -> np.ndarray:
     """Global sample ids (default ``0..n-1``) as uint32, checked to fit the counter word."""
     if value is None:
@@ -225,8 +222,11 @@ def make_geometry(
     mask_dtype: np.dtype | None = None,
     seed: int = 0,
     sids: np.ndarray | None = None,
+    interpolation: Any = "bilinear",
 ) -> GeometryPlan:
-    """Validate geometry arguments for an image batch of ``shape`` ``(N, H, W, C)`` (SPEC §2).
+    """Validate geometry arguments for an image batch of ``shape`` ``(N, H, W, C)`` (SPEC §2, §2b).
+
+    ``interpolation`` is ``"bilinear"`` or ``"area"``, or one name per sample.
 
     Every per-sample check is one vectorised operation, so a call costs the same few operations
     for one sample or thousands.
@@ -252,19 +252,19 @@ def make_geometry(
     if n and not (scale_arr.min() > 0 and scale_arr.max() < np.inf):  # NaN fails the first test
         bad = ~(np.isfinite(scale_arr) & (scale_arr > 0))
         raise ValueError(f"scale: expected finite values > 0, got {scale_arr[bad][0]!r} (sample {int(np.argmax(bad))})")
-    sizes = np.floor(crop_arr[:, 2:] * scale_arr[:, None] + 0.5)
+    sizes = thumbnail_sides(crop_arr[:, 2:], scale_arr[:, None])
     if n and sizes.max() > MAX_SIDE:
         raise ValueError(f"scale: the thumbnail would exceed {MAX_SIDE} pixels a side; got scale up to {scale_arr.max()}")
-    thumb = np.maximum(sizes, 1).astype(np.int64)
-    ratio = (crop_arr[:, 2:] / thumb).astype(np.float32)
+    thumb = sizes.astype(np.int64)
+    ratio = ratios(crop_arr[:, 2:], thumb)
 
     ho, wo = (height, width) if canvas is None else _canvas(canvas)
     if isinstance(offset, str):
         if offset == "center":
-            offset_arr = (np.array((ho, wo)) - thumb) // 2
+            offset_arr = centre_offsets((ho, wo), thumb)
         elif offset == "random":
             words = param_words(sample_ids(sids, n), seed_to_key(seed), SLOT_GEOMETRY)
-            offset_arr = random_int(words[:, 2:], 0, np.array((ho, wo)) - thumb)
+            offset_arr = random_offsets(words[:, 2:], (ho, wo), thumb)
         else:
             raise ValueError(f"offset: expected 'center', 'random', (oy, ox) or an (N, 2) array, got {offset!r}")
     else:
@@ -280,6 +280,7 @@ def make_geometry(
         canvas=(ho, wo),
         fill=fill_arr,
         mask_fill=mask_fill_val,
+        interpolation=_codes("interpolation", _INTERPOLATION_NAMES, interpolation, n),
     )
 
 
@@ -349,7 +350,7 @@ def make_noise(
     Every value that the kernels take as float32 is checked as float32 (finite, and > 0 where a
     division follows), so no float64-finite input becomes inf or NaN inside a kernel.
     """
-    kind_arr = _kind_codes(kind, n)
+    kind_arr = _codes("kind", _KIND_NAMES, kind, n)
     sigma_arr = _per_sample("sigma", sigma, n, None, np.float32)
     ok = np.isfinite(sigma_arr) & (sigma_arr >= 0)
     if not ok.all():
@@ -391,29 +392,44 @@ def _label_values(labels: Any) -> Any:
     return labels
 
 
-#: Kind names of :data:`KINDS` as a sorted array, and their codes in that order (vectorised lookup).
-_KIND_NAMES = np.array(sorted(KINDS))
-_KIND_CODES = np.array([KINDS[k] for k in _KIND_NAMES], dtype=np.int32)
+class _Names(NamedTuple):
+    """A name -> kernel code table, and its names sorted with their codes (vectorised lookup)."""
+
+    what: str  # what the names are, for messages
+    table: dict[str, int]
+    names: np.ndarray
+    codes: np.ndarray
+
+    @classmethod
+    def of(cls, what: str, table: dict[str, int]) -> _Names:
+        names = np.array(sorted(table))
+        return cls(what, table, names, np.array([table[k] for k in names], dtype=np.int32))
 
 
-def _kind_codes(kind: Any, n: int) -> np.ndarray:
-    """Kernel codes of ``kind`` (one name, or one per sample)."""
-    if isinstance(kind, str):
-        code = KINDS.get(kind)
+_KIND_NAMES = _Names.of("noise kind", KINDS)
+_INTERPOLATION_NAMES = _Names.of("interpolation", INTERPOLATIONS)
+
+
+def _codes(arg: str, lookup: _Names, value: Any, n: int) -> np.ndarray:
+    """int32 kernel codes of ``value``, one name or one per sample, for argument ``arg``."""
+    if isinstance(value, str):
+        code = lookup.table.get(value)
         if code is None:
-            raise ValueError(f"kind: unknown noise kind(s) {[kind]}; accepted: {sorted(KINDS)}")
+            raise ValueError(f"{arg}: unknown {lookup.what}(s) {[value]}; accepted: {sorted(lookup.table)}")
         return np.full(n, code, np.int32)
-    names = np.asarray(kind if isinstance(kind, np.ndarray) else list(kind) if kind is not None else None)
+    names = np.asarray(value if isinstance(value, np.ndarray) else list(value) if value is not None else None)
     if names.ndim != 1 or len(names) != n:
-        raise ValueError(f"kind: expected one name or {n} names (one per sample), got {kind!r}")
+        raise ValueError(f"{arg}: expected one name or {n} names (one per sample), got {value!r}")
     if names.dtype.kind not in "UO":
-        raise TypeError(f"kind: expected noise kind names, got {kind!r}")
+        raise TypeError(f"{arg}: expected {lookup.what} names, got {value!r}")
     names = names.astype(str)
-    where = np.minimum(np.searchsorted(_KIND_NAMES, names), len(_KIND_NAMES) - 1)
-    unknown = _KIND_NAMES[where] != names
+    where = np.minimum(np.searchsorted(lookup.names, names), len(lookup.names) - 1)
+    unknown = lookup.names[where] != names
     if unknown.any():
-        raise ValueError(f"kind: unknown noise kind(s) {sorted(set(names[unknown].tolist()))}; accepted: {sorted(KINDS)}")
-    return _KIND_CODES[where]
+        raise ValueError(
+            f"{arg}: unknown {lookup.what}(s) {sorted(set(names[unknown].tolist()))}; accepted: {sorted(lookup.table)}"
+        )
+    return lookup.codes[where]
 
 
 def _value_range(dtype: np.dtype, value_range: Any) -> tuple[float, float]:

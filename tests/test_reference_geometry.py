@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import sas_fast
+from sas_fast.geometry import thumbnail_sides
 from tests.conftest import random_image
 from tests.tolerances import OPENCV_LINEAR, OPENCV_NEAREST_MISMATCH
 
@@ -12,12 +13,13 @@ SHAPES = [(37, 53), (64, 64), (1, 17), (17, 1), (5, 3), (128, 96)]
 SCALES = [0.05, 0.25, 0.5, 0.77, 1.0, 1.3, 3.0]
 
 
-def opencv_paste(image, mask, scale, offset, crop, canvas, fill=0):
-    """What a careful user would write with OpenCV: resize the crop with dsize, paste it, clip at the canvas."""
+def opencv_paste(image, mask, scale, offset, crop, canvas, fill=0, interpolation=cv2.INTER_LINEAR):
+    """What a careful user would write with OpenCV: resize the crop with dsize (the image with
+    ``interpolation``), paste it, clip at the canvas."""
     sy0, sx0, sh, sw = crop
-    h, w = max(1, int(np.floor(sh * scale + 0.5))), max(1, int(np.floor(sw * scale + 0.5)))
+    h, w = (int(v) for v in thumbnail_sides((sh, sw), scale))
     src = image[sy0 : sy0 + sh, sx0 : sx0 + sw]
-    thumb = cv2.resize(src, (w, h), interpolation=cv2.INTER_LINEAR).reshape((h, w) + image.shape[2:])
+    thumb = cv2.resize(src, (w, h), interpolation=interpolation).reshape((h, w) + image.shape[2:])
     out = np.full(canvas + image.shape[2:], fill, dtype=image.dtype)
     out_mask = np.zeros(canvas, dtype=mask.dtype)
     mthumb = cv2.resize(mask[sy0 : sy0 + sh, sx0 : sx0 + sw], (w, h), interpolation=cv2.INTER_NEAREST_EXACT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry import AxisTaps, axis_taps, nearest_taps
 from ..plan import KINDS, GeometryPlan, NoisePlan
 from ..samplers import normal, poisson
 
@@ -16,34 +17,26 @@ DEVICE = "cpu"
 f32 = np.float32
 
 
-# ----------------------------------------------------------------------------- geometry (SPEC §2)
+# ----------------------------------------------------------------------------- geometry (SPEC §2, §2b)
 
 
-def _axis_taps(n_out: int, offset: int, size: int, src: int, ratio: np.float32):
-    """Per-axis sampling for canvas coordinates ``0..n_out-1`` along one axis.
-
-    Returns ``(lo, hi, i0, i1, frac, nearest)``: the canvas span ``[lo, hi)`` that the thumbnail
-    covers, and for each covered canvas coordinate the two bilinear source taps, the float32
-    weight of the second one, and the nearest-exact source index.
-    """
-    lo, hi = max(0, offset), min(n_out, offset + size)
-    t = np.arange(lo, hi, dtype=np.int64) - offset  # thumbnail coordinate
-    tf = t.astype(f32)
-    pos = (tf + f32(0.5)) * ratio - f32(0.5)
-    i0 = np.floor(pos)
-    frac = pos - i0
-    i0 = i0.astype(np.int64)
-    under, over = i0 < 0, i0 >= src - 1
-    i0 = np.where(under, 0, np.where(over, src - 1, i0))
-    frac = np.where(under | over, f32(0), frac).astype(f32)
-    i1 = np.minimum(i0 + 1, src - 1)
-    return lo, hi, i0, i1, frac, nearest_taps(hi - lo, src, ratio, first=lo - offset)
+def _span(n_out: int, offset: int, side: int) -> tuple[int, int, np.ndarray]:
+    """The canvas span ``[lo, hi)`` a thumbnail of ``side`` pasted at ``offset`` covers along one
+    axis of ``n_out`` canvas pixels, and the thumbnail coordinates of that span."""
+    lo, hi = max(0, offset), min(n_out, offset + side)
+    return lo, hi, np.arange(lo, hi, dtype=np.int64) - offset
 
 
-def nearest_taps(count: int, src: int, ratio: np.float32, first: int = 0) -> np.ndarray:
-    """Nearest-exact source indices of thumbnail coordinates ``first .. first + count - 1``."""
-    tf = np.arange(first, first + count, dtype=np.int64).astype(f32)
-    return np.minimum(np.floor((tf + f32(0.5)) * ratio).astype(np.int64), src - 1)
+def _tap_sum(values: np.ndarray, taps: AxisTaps, axis: int) -> np.ndarray:
+    """``sum_k values[taps.index[:, k]] * taps.weight[:, k]`` along ``axis``, in float32, left to
+    right from the first product (SPEC §2b), each coordinate over its own ``taps.count`` taps."""
+    v = np.moveaxis(values, axis, 0)
+    column = (-1,) + (1,) * (v.ndim - 1)  # one weight per coordinate, broadcast over the other axes
+    acc = v[taps.index[:, 0]] * taps.weight[:, 0].reshape(column)
+    for k in range(1, taps.index.shape[1]):
+        more = acc + v[taps.index[:, k]] * taps.weight[:, k].reshape(column)
+        acc = np.where((k < taps.count).reshape(column), more, acc)
+    return np.moveaxis(acc, 0, axis)
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -55,15 +48,16 @@ def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def rescale_paste(image, mask, geo: GeometryPlan, out_image, out_mask) -> None:
-    """Rescale each sample's crop by its scale and paste it into the canvas (SPEC §2)."""
+    """Rescale each sample's crop by its scale and paste it into the canvas (SPEC §2; the image by
+    its sample's interpolation, bilinear or area, §2b; the mask nearest)."""
     ho, wo = geo.canvas
     for i in range(image.shape[0]):
         sy0, sx0, sh, sw = (int(v) for v in geo.crop[i])
         h, w = (int(v) for v in geo.thumb[i])
         oy, ox = (int(v) for v in geo.offset[i])
         ry, rx = geo.ratio[i]
-        y_lo, y_hi, iy, iy1, b, my = _axis_taps(ho, oy, h, sh, ry)
-        x_lo, x_hi, ix, ix1, a, mx = _axis_taps(wo, ox, w, sw, rx)
+        y_lo, y_hi, ty = _span(ho, oy, h)
+        x_lo, x_hi, tx = _span(wo, ox, w)
 
         out_image[i] = geo.fill
         if out_mask is not None:
@@ -71,15 +65,18 @@ def rescale_paste(image, mask, geo: GeometryPlan, out_image, out_mask) -> None:
         if y_lo >= y_hi or x_lo >= x_hi:
             continue  # the thumbnail lies wholly outside the canvas
 
-        src = image[i, sy0 : sy0 + sh, sx0 : sx0 + sw].astype(f32)
-        a = a[:, None]  # broadcast over channels
-        b = b[:, None, None]
-        top = src[iy][:, ix] * (f32(1) - a) + src[iy][:, ix1] * a
-        bot = src[iy1][:, ix] * (f32(1) - a) + src[iy1][:, ix1] * a
-        value = top * (f32(1) - b) + bot * b
+        # the tap tables, then the two sums: each needed source row across (x taps), then the rows down (y taps)
+        mode = int(geo.interpolation[i])
+        y_taps = axis_taps(mode, ty, sh, h, ry)
+        x_taps = axis_taps(mode, tx, sw, w, rx)
+        rows, where = np.unique(y_taps.index, return_inverse=True)
+        src = image[i, sy0 + rows, sx0 : sx0 + sw].astype(f32)
+        across = _tap_sum(src, x_taps, axis=1)
+        value = _tap_sum(across, y_taps._replace(index=where.reshape(y_taps.index.shape)), axis=0)
         out_image[i, y_lo:y_hi, x_lo:x_hi] = _to_dtype(value, image.dtype)
         if out_mask is not None:
-            out_mask[i, y_lo:y_hi, x_lo:x_hi] = mask[i, sy0 : sy0 + sh, sx0 : sx0 + sw][my][:, mx]
+            labels = mask[i, sy0 + nearest_taps(ty, sh, ry)]  # the mask is always nearest
+            out_mask[i, y_lo:y_hi, x_lo:x_hi] = labels[:, sx0 + nearest_taps(tx, sw, rx)]
 
 
 # ----------------------------------------------------------------------------- noise (SPEC §3-4)
