@@ -30,7 +30,8 @@ from sas_fast import fmath, samplers
 from sas_fast.backends import cuda, reference
 from sas_fast.philox import philox4x32_10
 from sas_fast.plan import IMAGE_DTYPES, MASK_DTYPES, make_geometry, make_noise
-from sas_fast.records import SAMPLE_DTYPE, pack_samples
+from sas_fast.geometry import area_taps
+from sas_fast.records import AREA_TAP_DTYPE, SAMPLE_DTYPE, area_entries, pack_samples
 from tests.conftest import random_image
 from tests.cuda_host import host_backend, nvrtc
 from tests.cuda_host.cases import (
@@ -95,12 +96,14 @@ def test_nvrtc_compiles_every_instance_as_the_loader_asks(arch):
 
 
 def assert_every_instance_without_fma(ptx: str) -> None:
-    """The PTX holds the 60 kernel instances (12 dtype pairs; the noise kernels with and without
-    Poisson) and no float32 fused multiply-add."""
+    """The PTX holds the 61 kernels (60 template instances: 12 dtype pairs, the noise kernels with
+    and without Poisson; the area tap table kernel) and no float32 fused multiply-add."""
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(cuda.name_expressions()) == 60
+    assert len(entries) == len(cuda.name_expressions()) == 61
     for function, kernel in cuda.KERNELS.items():
         assert sum(e.startswith(f"_Z{len(kernel)}{kernel}I") for e in entries) == (12 if function == "rescale_paste" else 24)
+    kernel = cuda.AREA_TAPS_KERNEL
+    assert sum(e.startswith(f"_Z{len(kernel)}{kernel}") for e in entries) == 1
     # no contraction of float32 a * b + c: --fmad=false took effect
     assert not re.search(r"\b(fma|mad)(\.rn)?(\.ftz)?(\.sat)?\.f32\b", ptx)
 
@@ -381,7 +384,7 @@ def test_the_poisson_free_instance_runs_unless_a_sample_draws_poisson(host, rng)
 
 def test_launch_names_follow_the_kernel_templates():
     assert cuda.name_expression("augment", np.uint8, np.bool_) == "sas_augment<unsigned char, bool, false>"
-    assert len(set(cuda.name_expressions())) == 60
+    assert len(set(cuda.name_expressions())) == 61 and cuda.name_expressions()[-1] == cuda.AREA_TAPS_KERNEL
     assert cuda.name_expressions(np.float32, np.int32) == [
         "sas_rescale_paste<float, int>",
         "sas_noise_in_mask<float, int, false>", "sas_noise_in_mask<float, int, true>",
@@ -421,6 +424,45 @@ def test_launch_record_holds_the_arrays_and_plans_by_name(rng):
     # rescale_paste without a mask: null mask addresses, zero strides
     plain = cuda.build_launch("rescale_paste", image, None, geo, None, out[0], None, np).record[0]
     assert [int(plain[f]) for f in ("msk", "out_mask", "msk_sn", "msk_sy", "msk_sx", "n_labels")] == [0, 0, 0, 0, 0, -1]
+
+
+def test_area_tap_tables_are_written_on_the_device_as_the_reference_computes_them(host, rng):
+    """sas_area_taps runs first and fills, per area sample, one entry per shrunk row then per shrunk
+    column: sas_fast.geometry.area_taps in compact form (first, count, first / middle / last weight)."""
+    image = random_image(rng, (N, H, W, 1), np.uint8)
+    mask = label_masks(rng, N, H, W, np.uint8)
+    geo = make_geometry(image.shape, image.dtype, mask_dtype=mask.dtype, **GEOMETRY_CASES["area-per-sample"])
+    want, got = _geometry_pair(host, image, mask, geo)
+    assert_same(want, got)
+    main = host.launches[-1]
+    assert [launch.name for launch in main.before] == [cuda.AREA_TAPS_KERNEL] and host.launches[-2] is main.before[0]
+    n_taps = int(main.record["n_taps"][0])
+    assert n_taps == area_entries(geo).sum() > 0
+    entries = _read(int(main.record["taps"][0]), AREA_TAP_DTYPE, n_taps)
+    expected = []
+    for (sh, sw), (h, w) in zip(geo.crop[:, 2:], geo.thumb):
+        expected += [area_taps(np.arange(side), src, side) for src, side in ((sh, h), (sw, w)) if side < src]
+    index = np.concatenate([t.index[:, 0] for t in expected])
+    count = np.concatenate([t.count for t in expected])
+    weight = np.concatenate([np.pad(t.weight, ((0, 0), (0, 64 - t.weight.shape[1]))) for t in expected])
+    last = weight[np.arange(len(count)), count - 1]
+    np.testing.assert_array_equal(entries["first"], index)
+    np.testing.assert_array_equal(entries["count"], count)
+    np.testing.assert_array_equal(entries["w_first"], weight[:, 0])
+    np.testing.assert_array_equal(entries["w_last"], last)
+    np.testing.assert_array_equal(entries["w_mid"][count > 2], weight[count > 2, 1])
+
+
+def test_bilinear_batches_launch_no_table_kernel_and_huge_tables_are_refused(host, rng, monkeypatch):
+    image = random_image(rng, (N, H, W, 1), np.uint8)
+    geo = make_geometry(image.shape, image.dtype, scale=0.3)
+    out = np.empty_like(image)
+    launch = cuda.build_launch("rescale_paste", image, None, geo, None, out, None, np)
+    assert launch.before == () and int(launch.record["taps"][0]) == 0 and int(launch.record["n_taps"][0]) == 0
+    area = make_geometry(image.shape, image.dtype, scale=0.3, interpolation="area")
+    monkeypatch.setattr(cuda, "area_entries", lambda geo: np.full(N, 2**31, np.int64))
+    with pytest.raises(ValueError, match=r"area tap tables would hold 6442450944 entries \(2\*\*32 at most\)"):
+        cuda.build_launch("rescale_paste", image, None, area, None, out, None, np)
 
 
 def test_launch_record_must_be_given_every_field():

@@ -292,7 +292,8 @@ def test_out_buffers_reused_including_strided_views(backend, rng):
 
 @st.composite
 def cases(draw):
-    """A small random batch with per-sample geometry: shapes, scales, crops, offsets, dtypes, channels."""
+    """A small random batch with per-sample geometry: shapes, scales, crops, offsets, interpolations
+    (SPEC §2b), dtypes, channels."""
     n = draw(st.integers(1, 3))
     h, w = draw(st.integers(1, 20)), draw(st.integers(1, 20))
     dtype = draw(st.sampled_from(IMAGE_DTYPES))
@@ -304,19 +305,21 @@ def cases(draw):
     scales = draw(st.lists(st.floats(0.05, 3.0), min_size=n, max_size=n))
     offsets = draw(st.lists(st.tuples(st.integers(-25, 25), st.integers(-25, 25)), min_size=n, max_size=n))
     canvas = (draw(st.integers(1, 24)), draw(st.integers(1, 24)))
+    interpolation = draw(st.lists(st.sampled_from(["bilinear", "area"]), min_size=n, max_size=n))
     seed = draw(st.integers(0, 2**64 - 1))
-    return n, h, w, dtype, channels, crops, scales, offsets, canvas, seed
+    return n, h, w, dtype, channels, crops, scales, offsets, canvas, interpolation, seed
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases())
 def test_property_geometry_and_speckle_equal_reference(backend, case):
-    n, h, w, dtype, channels, crops, scales, offsets, canvas, seed = case
+    n, h, w, dtype, channels, crops, scales, offsets, canvas, interpolation, seed = case
     rng = np.random.default_rng(seed % 2**32)
     image = random_image(rng, (n, h, w, channels), dtype)
     mask = (rng.random((n, h, w)) < 0.5).astype(np.uint8) * rng.integers(1, 4, size=(n, h, w), dtype=np.uint8)
     got, want = both(
         sas_fast.rescale_paste, backend, image, mask, scale=scales, offset=offsets, crop=crops, canvas=canvas,
+        interpolation=interpolation,
     )  # fmt: skip
     assert_pairs_equal(got, want)
     noisy, noisy_ref = both(sas_fast.noise_in_mask, backend, got[0], got[1], kind="speckle", sigma=0.3, seed=seed)
@@ -352,6 +355,6 @@ def test_disk_cache_follows_every_backend_source():
     assert _numba_cache.registered(), "Numba's cache locator hook moved: stale kernels could load after edits"
     names = {path.name for path in _numba_cache.SOURCES}
     assert {"numba_cpu.py", "_numba_noise.py", "_numba_poisson.py", "_numba_rng.py", "_numba_geometry.py"} <= names
-    assert {"fmath.py", "philox.py", "samplers.py", "plan.py", "records.py"} <= names  # constants baked into the machine code
+    assert {"fmath.py", "geometry.py", "philox.py", "samplers.py", "plan.py", "records.py"} <= names  # constants baked in
     for kernel in (numba_cpu._kernel_serial, numba_cpu._kernel_parallel):
         assert kernel._cache._impl.locator.get_source_stamp() == _numba_cache._stamp()

@@ -2,7 +2,7 @@
 
 Numba keys a function's disk cache on the hash of the function's own file.  The backend's
 kernels link code from several ``_numba_*`` modules and bake in constants from ``fmath``,
-``philox``, ``samplers``, ``plan`` and ``records``; after an edit to any of those, a kernel cached from the
+``geometry``, ``philox``, ``samplers``, ``plan`` and ``records``; after an edit to any of those, a kernel cached from the
 old code would load silently and compute the old thing.  Importing this module registers cache
 locators (Numba's user-directory and in-tree ones), used for the functions defined in this
 directory only, whose source stamp is the hash of every one of those files, so an edit anywhere
@@ -30,7 +30,7 @@ _PACKAGE = _BACKENDS.parent
 SOURCES = tuple(
     sorted(_BACKENDS.glob("_numba_*.py"))
     + [_BACKENDS / "numba_cpu.py"]
-    + [_PACKAGE / name for name in ("fmath.py", "philox.py", "samplers.py", "plan.py", "records.py")]
+    + [_PACKAGE / name for name in ("fmath.py", "geometry.py", "philox.py", "samplers.py", "plan.py", "records.py")]
 )
 
 

@@ -13,9 +13,11 @@ them; normal values are unaffected (the samplers never produce subnormals).
 
 Every kernel takes one argument, a :data:`LAUNCH_DTYPE` record passed by value (a ``(1,)`` NumPy
 structured array, which CuPy passes as the bytes of a struct), mirrored by ``struct LaunchRecord``
-in the ``.cu`` file; the per-sample records are :data:`sas_fast.records.SAMPLE_DTYPE`.  The
-compilation asserts both sizes (``SAS_LAUNCH_BYTES``, ``SAS_SAMPLE_BYTES``) and the host tests
-compare every field's offset.
+in the ``.cu`` file; the per-sample records are :data:`sas_fast.records.SAMPLE_DTYPE`, and a batch
+with area samples (SPEC §2b) first runs ``sas_area_taps``, which writes their tap tables
+(:data:`~sas_fast.records.AREA_TAP_DTYPE` entries) into device memory the geometry kernel then
+reads.  The compilation asserts the three sizes (``SAS_LAUNCH_BYTES``, ``SAS_SAMPLE_BYTES``,
+``SAS_AREA_TAP_BYTES``) and the host tests compare every field's offset.
 
 Everything above the kernel call (:func:`compute`, :func:`build_launch`) is plain NumPy/array-API
 code, so the CPU tests (``tests/test_cuda_source.py``) run the very same output handling and launch
@@ -32,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import fmath, philox, samplers
+from .. import fmath, geometry, philox, samplers
 from ..plan import KINDS, GeometryPlan, NoisePlan
-from ..records import SAMPLE_DTYPE, pack_samples
+from ..records import AREA_TAP_DTYPE, SAMPLE_DTYPE, area_entries, pack_samples
 
 __all__ = [
     "DEVICE",
@@ -86,18 +88,22 @@ MASK_TYPES = {
 }
 #: Kernel (template) name of each backend function.
 KERNELS = {"rescale_paste": "sas_rescale_paste", "noise_in_mask": "sas_noise_in_mask", "augment": "sas_augment"}
+#: The kernel (not a template) that writes the area tap tables a geometry launch reads (SPEC §2b).
+AREA_TAPS_KERNEL = "sas_area_taps"
 #: Mask type used when rescale_paste has no mask (the mask pointers are then null).
 NO_MASK_DTYPE = np.dtype(np.uint8)
 
 #: The kernels' one argument, passed by value: mirrors ``struct LaunchRecord`` in sas_kernels.cu.
 #: Device addresses (0: absent) of the input image and mask, the outputs, and the uploaded
-#: per-sample records, fill values and selected labels; the inputs' element strides; then the
-#: counts, Philox key, normalisation and flags.  8-byte fields first, then 4-byte ones: C layout
-#: without padding.  :func:`build_launch` fills every field by name.
+#: per-sample records, fill values and selected labels; the area tap tables and their entries;
+#: the inputs' element strides; then the counts, Philox key, normalisation and flags.  8-byte
+#: fields first, then 4-byte ones: C layout without padding.  :func:`build_launch` fills every
+#: field by name.
 LAUNCH_DTYPE = np.dtype(
     [
         ("img", "<u8"), ("msk", "<u8"), ("out", "<u8"), ("out_mask", "<u8"),
         ("params", "<u8"), ("fill", "<u8"), ("labels", "<u8"),
+        ("taps", "<u8"), ("n_taps", "<i8"),
         ("img_sn", "<i8"), ("img_sy", "<i8"), ("img_sx", "<i8"), ("img_sc", "<i8"),
         ("msk_sn", "<i8"), ("msk_sy", "<i8"), ("msk_sx", "<i8"),
         ("n_labels", "<i4"), ("mask_fill", "<i4"), ("n", "<i4"), ("ho", "<i4"), ("wo", "<i4"), ("ch", "<i4"),
@@ -137,8 +143,11 @@ def compile_defines() -> list[str]:
         f"-DSAS_MIN_BLOCKS={MIN_BLOCKS}",
         f"-DSAS_LAUNCH_BYTES={LAUNCH_DTYPE.itemsize}",
         f"-DSAS_SAMPLE_BYTES={SAMPLE_DTYPE.itemsize}",
+        f"-DSAS_AREA_TAP_BYTES={AREA_TAP_DTYPE.itemsize}",
+        f"-DSAS_AREA_EPSILON={float(geometry.AREA_EPSILON).hex()}",
     ]
     defines += [f"-DSAS_KIND_{name.upper()}={code}" for name, code in KINDS.items()]
+    defines += [f"-DSAS_INTERP_{name.upper()}={code}" for name, code in geometry.INTERPOLATIONS.items()]
     return defines
 
 
@@ -174,14 +183,13 @@ def name_expression(function: str, image_dtype: Any, mask_dtype: Any, poisson: b
 
 
 def name_expressions(image_dtype: Any = None, mask_dtype: Any = None) -> list[str]:
-    """Kernel instances: the five of one dtype pair, or (no arguments) every instance there is."""
-    pairs = (
-        [(image_dtype, mask_dtype)]
-        if image_dtype is not None
-        else [(i, m) for i in IMAGE_TYPES for m in MASK_TYPES]
-    )
+    """Kernel instances: the five of one dtype pair, or (no arguments) every instance there is
+    (the 60 templates' and :data:`AREA_TAPS_KERNEL`)."""
+    if image_dtype is None:
+        pairs = [(i, m) for i in IMAGE_TYPES for m in MASK_TYPES]
+        return [e for i, m in pairs for e in name_expressions(i, m)] + [AREA_TAPS_KERNEL]
     variants = [("rescale_paste", False)] + [(f, p) for f in ("noise_in_mask", "augment") for p in (False, True)]
-    return [name_expression(f, i, m, p) for i, m in pairs for f, p in variants]
+    return [name_expression(f, image_dtype, mask_dtype, p) for f, p in variants]
 
 
 # ----------------------------------------------------------------------------- launch arguments
@@ -191,13 +199,15 @@ def name_expressions(image_dtype: Any = None, mask_dtype: Any = None) -> list[st
 class Launch:
     """One kernel launch: instance name, 1-D grid and block sizes, the kernel's argument ``record``
     (a ``(1,)`` :data:`LAUNCH_DTYPE` host array, passed by value) and ``arrays``, every array whose
-    address the record holds: they must stay alive until the launch is queued."""
+    address the record holds: they must stay alive until the launch is queued.  ``before``: the
+    launches to queue first, on the same stream (the area tap tables it reads)."""
 
     name: str
     grid: int
     block: int
     record: np.ndarray
     arrays: tuple
+    before: tuple[Launch, ...] = ()
 
     @property
     def args(self) -> tuple:
@@ -270,8 +280,15 @@ def build_launch(
     if image.shape[1] * image.shape[2] == 0:
         raise ValueError(f"image: cannot resample an empty image of shape {tuple(image.shape)}")
     mask_dtype = NO_MASK_DTYPE if mask is None else np.dtype(mask.dtype)
+    n_taps = 0 if geo is None or not geo.interpolation.any() else int(area_entries(geo).sum())
+    if n_taps >= 1 << 32:  # SampleParams.taps is 32-bit
+        raise ValueError(
+            f"interpolation: the batch's area tap tables would hold {n_taps} entries (2**32 at most); split the batch"
+        )
     words, n_labels = _pack_plans(n, geo, noise, mask_dtype, channels)
     dev = xp.asarray(words)
+    # written on the device by the table kernel, before the geometry kernel reads them (AREA_TAP_DTYPE entries)
+    taps = xp.empty(n_taps * (AREA_TAP_DTYPE.itemsize // 4), np.uint32) if n_taps else None
     params = _address(dev)
     fill = params + n * SAMPLE_DTYPE.itemsize
     image, (img_sn, img_sy, img_sx, img_sc) = _element_strides(image, xp)
@@ -288,17 +305,24 @@ def build_launch(
     record = _launch_record(
         img=_address(image), msk=msk, out=_address(out_image), out_mask=0 if out_mask is None else _address(out_mask),
         params=params, fill=fill, labels=fill + channels * np.dtype(np.float32).itemsize,
+        taps=0 if taps is None else _address(taps), n_taps=n_taps,
         img_sn=img_sn, img_sy=img_sy, img_sx=img_sx, img_sc=img_sc, msk_sn=msk_sn, msk_sy=msk_sy, msk_sx=msk_sx,
         n_labels=n_labels, mask_fill=0 if geo is None else geo.mask_fill, n=n, ho=ho, wo=wo, ch=channels,
         key0=key[0], key1=key[1], lo=lo, span=span, inv=inv,
         clip=clip, aligned=aligned, wide=n * ho * wo >= WIDE_PIXELS, shared_channels=shared, pad=0,
     )  # fmt: skip
-    arrays = tuple(a for a in (image, mask, out_image, out_mask, dev) if a is not None)
+    arrays = tuple(a for a in (image, mask, out_image, out_mask, dev, taps) if a is not None)
     run = max(1, RUN_BYTES // out_image.itemsize)
     threads = -(-n * ho * wo // run)
-    grid = min(MAX_BLOCKS, -(-threads // BLOCK_THREADS))
     poisson = noise is not None and bool(np.any(noise.kind == KINDS["poisson"]))
-    return Launch(name_expression(function, out_image.dtype, mask_dtype, poisson), grid, BLOCK_THREADS, record, arrays)
+    before = (Launch(AREA_TAPS_KERNEL, _grid(n_taps), BLOCK_THREADS, record, arrays),) if n_taps else ()
+    return Launch(name_expression(function, out_image.dtype, mask_dtype, poisson), _grid(threads), BLOCK_THREADS, record,
+                  arrays, before)  # fmt: skip
+
+
+def _grid(threads: int) -> int:
+    """Blocks for ``threads`` threads (capped: the kernels loop over the rest, grid-stride)."""
+    return min(MAX_BLOCKS, -(-threads // BLOCK_THREADS))
 
 
 # ----------------------------------------------------------------------------- CuPy
@@ -348,7 +372,8 @@ def compute(function: str, image, mask, geo, noise, out_image, out_mask, xp: Mod
     work = [o if o is None or o.flags.c_contiguous else xp.empty(o.shape, o.dtype) for o in (out_image, out_mask)]
     launch = build_launch(function, image, mask, geo, noise, *work, xp)
     if launch is not None:
-        execute(launch)
+        for step in (*launch.before, launch):
+            execute(step)
     for target, result in zip((out_image, out_mask), work):
         if result is not target:
             target[...] = result

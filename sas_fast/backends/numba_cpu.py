@@ -23,11 +23,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..geometry import INTERPOLATIONS
 from ..plan import KINDS, GeometryPlan, NoisePlan
 from ..records import pack_samples
 from ..threads import parallel_section, use_parallel
 from . import _numba_cache  # noqa: F401  (registers the cache locator before any cache=True function)
-from ._numba_geometry import axis_tap, fill_row, horizontal_pass, nearest_row, nearest_tap, vertical_blend, x_tables
+from ._numba_geometry import area_pass, area_rows, axis_tap, fill_row, horizontal_pass, max_area_taps, nearest_columns
+from ._numba_geometry import nearest_row, nearest_tap, vertical_blend, vertical_taps, x_area_tables, x_tables
 from ._numba_noise import BATCH, NOISE_BATCH_ADDRESS, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, flush, new_batch, queue_row
 from ._numba_noise import selection_flags
 
@@ -36,6 +38,7 @@ __all__ = ["DEVICE", "augment", "noise_in_mask", "rescale_paste"]
 DEVICE = "cpu"
 
 _KIND_NONE = KINDS["none"]
+_AREA = INTERPOLATIONS["area"]
 #: Label sets spanning at most this many values are looked up in a table, larger ones by bisection.
 _MAX_LUT = 1 << 16
 #: Aim for this many tasks per thread so uneven samples still balance.
@@ -47,9 +50,21 @@ _u64 = np.uint64
 # ----------------------------------------------------------------------------- the kernel
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _row_pass(image_i, row, sy0, sx0, sw, channels, columns, scratch, dst):
+    """The horizontal sums of crop row ``row`` into ``dst``, by the task's column tables
+    ``columns = (area_x, offsets, weights, taps)`` (area: tap-major tables; bilinear: one row)."""
+    area_x, offsets, weights, taps = columns
+    src = image_i[sy0 + row, sx0 * channels : (sx0 + sw) * channels]
+    if area_x:
+        area_pass(src, scratch, offsets, weights, taps, offsets.shape[1], dst)
+    else:
+        horizontal_pass(src, scratch, offsets[0], weights[0], offsets.shape[1], channels, dst)
+
+
 @njit(cache=True, error_model="numpy")
-def _source_rows(image_i, iy, iy1, sy0, sx0, sw, channels, offsets, weights, scratch, hbuf, held):
-    """The slots of ``hbuf`` holding the horizontal passes of source rows ``iy`` and ``iy1`` of the crop.
+def _source_rows(image_i, iy, iy1, sy0, sx0, sw, channels, columns, scratch, hbuf, held):
+    """The slots of ``hbuf`` holding the horizontal sums of crop rows ``iy`` and ``iy1`` (bilinear rows).
 
     ``held[s]`` is the crop row in slot ``s`` (-1: none).  Consecutive canvas rows mostly reuse
     one or both, so only missing rows are computed, into the slot not needed now.
@@ -57,16 +72,32 @@ def _source_rows(image_i, iy, iy1, sy0, sx0, sw, channels, offsets, weights, scr
     top = 0 if held[0] == iy else (1 if held[1] == iy else -1)
     if top < 0:
         top = 1 if held[0] == iy1 else 0
-        src = image_i[sy0 + iy, sx0 * channels : (sx0 + sw) * channels]
-        horizontal_pass(src, scratch, offsets, weights, offsets.shape[0], channels, hbuf[top])
+        _row_pass(image_i, iy, sy0, sx0, sw, channels, columns, scratch, hbuf[top])
         held[top] = iy
     bot = 0 if held[0] == iy1 else (1 if held[1] == iy1 else -1)
     if bot < 0:
         bot = 1 - top
-        src = image_i[sy0 + iy1, sx0 * channels : (sx0 + sw) * channels]
-        horizontal_pass(src, scratch, offsets, weights, offsets.shape[0], channels, hbuf[bot])
+        _row_pass(image_i, iy1, sy0, sx0, sw, channels, columns, scratch, hbuf[bot])
         held[bot] = iy1
     return top, bot
+
+
+@njit(cache=True, error_model="numpy")
+def _area_source_rows(image_i, first, taps, sy0, sx0, sw, channels, columns, scratch, hbuf, held, slots):
+    """``slots[k]``: the slot of ``hbuf`` holding the horizontal sums of crop row ``first + k``,
+    ``k < taps`` (the consecutive rows of an area row), computed where missing.
+
+    Row ``r`` lives in slot ``r % len(held)`` (``held[s]``: the row in slot ``s``, -1: none): an
+    output row's rows, at most ``len(held)``, never evict one another, and the next output row
+    finds the one it shares (the partly covered boundary row) still there.
+    """
+    for k in range(taps):
+        row = first + k
+        slot = row % held.shape[0]
+        if held[slot] != row:
+            _row_pass(image_i, row, sy0, sx0, sw, channels, columns, scratch, hbuf[slot])
+            held[slot] = row
+        slots[k] = slot
 
 
 #: The scalars of one kernel call, read by every task by field name: the one handover from
@@ -122,20 +153,37 @@ def _task(task, launch, samples, image, mask, out_image, out_mask, fill, lut, la
 
     sy0, sx0, sh, sw = np.int64(s.sy0), np.int64(s.sx0), np.int64(s.sh), np.int64(s.sw)
     oy, ox = np.int64(s.oy), np.int64(s.ox)
+    h, w = np.int64(s.h), np.int64(s.w)
     ry, rx = s.ry, s.rx
-    x_lo, x_hi = max(0, ox), min(wo, ox + np.int64(s.w))
-    y_lo, y_hi = max(0, oy), min(ho, oy + np.int64(s.h))
+    x_lo, x_hi = max(0, ox), min(wo, ox + w)
+    y_lo, y_hi = max(0, oy), min(ho, oy + h)
     if x_hi <= x_lo:
         y_hi = y_lo  # the thumbnail lies wholly outside the canvas
     n_px = max(0, x_hi - x_lo) if geometry else 0
-    offsets = np.empty(n_px * channels, np.uint32)
-    weights = np.empty(n_px * channels, np.float32)
+    # SPEC §2b: area taps on each axis the sample's area interpolation shrinks, bilinear on the others
+    area_x = s.interpolation == _AREA and w < sw
+    area_y = s.interpolation == _AREA and h < sh
+    band_lo, band_hi = max(y_start, y_lo), min(y_stop, y_hi)  # the band's thumbnail rows
+    x_taps = max_area_taps(x_lo - ox, n_px, w, sw) if area_x else 1  # rows of the column tables
+    y_taps = max_area_taps(band_lo - oy, max(0, band_hi - band_lo), h, sh) if area_y else 2
+    offsets = np.empty((x_taps, n_px * channels), np.uint32)
+    weights = np.empty((x_taps, n_px * channels), np.float32)
+    columns = (area_x, offsets, weights, x_taps)
     mx = np.empty(n_px, np.uint32)
-    src_f32 = np.empty((sw + 1) * channels if n_px > 0 else 0, np.float32)
-    hbuf = np.empty((2, n_px * channels), np.float32)
-    held = np.full(2, -1, np.int64)
+    scratch = np.empty((sw + 1) * channels + 1 if n_px > 0 else 1, np.float32)  # a source row, padding, zero slot
+    scratch[-1] = 0.0
+    n_slots = max(2, y_taps)  # cached horizontal sums: one source row per slot
+    hbuf = np.empty((n_slots, n_px * channels), np.float32)
+    held = np.full(n_slots, -1, np.int64)
+    tap_slot = np.empty(n_slots, np.int64)  # an area row's taps: their slots and weights
+    tap_w = np.empty(n_slots, np.float32)
+    acc = np.empty(n_px * channels if area_y else 0, np.float32)
     if n_px > 0:
-        x_tables(x_lo - ox, n_px, rx, sw, channels, offsets, weights, mx)
+        nearest_columns(x_lo - ox, n_px, rx, sw, mx)
+        if area_x:
+            x_area_tables(x_lo - ox, n_px, w, sw, channels, scratch.shape[0] - 1, offsets, weights)
+        else:
+            x_tables(x_lo - ox, n_px, rx, sw, channels, offsets[0], weights[0])
 
     for y in range(y_start, y_stop):
         row = out_image[i, y]
@@ -157,13 +205,18 @@ def _task(task, launch, samples, image, mask, out_image, out_mask, fill, lut, la
                     out_mask[i, y, :] = mask_fill
             else:
                 ty = y - oy
-                iy, iy1, b = axis_tap(ty, ry, sh)
-                top, bot = _source_rows(image[i], iy, iy1, sy0, sx0, sw, channels, offsets, weights, src_f32, hbuf,
-                                        held)  # fmt: skip
                 fill_row(row, 0, x_lo, fill)
                 fill_row(row, x_hi, wo, fill)
-                vertical_blend(hbuf[top], hbuf[bot], b, n_px * channels, row[x_lo * channels : x_hi * channels],
-                               is_int, qmax)  # fmt: skip
+                thumb_row = row[x_lo * channels : x_hi * channels]
+                if area_y:
+                    first, taps = area_rows(ty, h, sh, tap_w)
+                    _area_source_rows(image[i], first, taps, sy0, sx0, sw, channels, columns, scratch, hbuf, held,
+                                      tap_slot)  # fmt: skip
+                    vertical_taps(hbuf, tap_slot, tap_w, taps, n_px * channels, acc, thumb_row, is_int, qmax)
+                else:  # the two bilinear rows (the paper's default: its own two-slot cache, the fastest)
+                    iy, iy1, b = axis_tap(ty, ry, sh)
+                    top, bot = _source_rows(image[i], iy, iy1, sy0, sx0, sw, channels, columns, scratch, hbuf, held)
+                    vertical_blend(hbuf[top], hbuf[bot], b, n_px * channels, thumb_row, is_int, qmax)
                 if has_mask:
                     mrow = out_mask[i, y]
                     mrow[:x_lo] = mask_fill

@@ -9,6 +9,8 @@
 //   sas_rescale_paste  geometry only (out_mask may be null when there is no mask)
 //   sas_noise_in_mask  out = image with noise on the selected pixels
 //   sas_augment        geometry, then noise on the selected pixels of the *output* mask
+//   sas_area_taps      (not a template) the area tap tables of SPEC §2b, launched before a geometry
+//                      kernel whose batch has samples with interpolation "area"
 // each with one argument, a LaunchRecord passed by value (sas_fast/backends/cuda.py builds it).
 //
 // Work split: the batch's N*Ho*Wo canvas pixels are one flat range (64-bit indices); each thread
@@ -26,8 +28,11 @@
 #if !(defined(SAS_KIND_NONE) && defined(SAS_KIND_SPECKLE) && defined(SAS_KIND_POISSON))
 #error "sas_fast: the noise kind codes of sas_fast.plan.KINDS are missing (sas_fast.backends.cuda.compile_defines() passes them)"
 #endif
-#if !(defined(SAS_LAUNCH_BYTES) && defined(SAS_SAMPLE_BYTES))
-#error "sas_fast: SAS_LAUNCH_BYTES / SAS_SAMPLE_BYTES (the record sizes of LAUNCH_DTYPE, SAMPLE_DTYPE) are missing; sas_fast.backends.cuda.compile_defines() passes them"
+#if !(defined(SAS_LAUNCH_BYTES) && defined(SAS_SAMPLE_BYTES) && defined(SAS_AREA_TAP_BYTES))
+#error "sas_fast: SAS_LAUNCH_BYTES / SAS_SAMPLE_BYTES / SAS_AREA_TAP_BYTES (the record sizes of LAUNCH_DTYPE, SAMPLE_DTYPE, AREA_TAP_DTYPE) are missing; sas_fast.backends.cuda.compile_defines() passes them"
+#endif
+#if !(defined(SAS_INTERP_AREA) && defined(SAS_AREA_EPSILON))
+#error "sas_fast: the area interpolation constants of sas_fast.geometry are missing (sas_fast.backends.cuda.compile_defines() passes them)"
 #endif
 
 namespace sas {
@@ -41,9 +46,19 @@ struct SampleParams {
     i32 kind;              // noise kind code (SAS_KIND_*)
     float sigma, peak;     // noise parameters
     u32 sid;               // global sample id: the Philox counter's second word
-    u32 unused[2];
+    i32 interpolation;     // image interpolation code (SAS_INTERP_*, sas_fast.geometry.INTERPOLATIONS)
+    u32 taps;              // the sample's first AreaTap entry: its shrunk rows' entries, then its columns'
 };
 static_assert(sizeof(SampleParams) == SAS_SAMPLE_BYTES, "SampleParams differs from sas_fast.records.SAMPLE_DTYPE");
+
+// One thumbnail coordinate's area taps (SPEC §2b): count consecutive source pixels from first,
+// weighted w_first (the first), w_last (the last) and w_mid (those between); mirrors
+// sas_fast.records.AREA_TAP_DTYPE.  sas_area_taps writes them, the geometry kernels read them.
+struct AreaTap {
+    i32 first, count;
+    float w_first, w_mid, w_last;
+};
+static_assert(sizeof(AreaTap) == SAS_AREA_TAP_BYTES, "AreaTap differs from sas_fast.records.AREA_TAP_DTYPE");
 
 // The kernels' one argument, passed by value: mirrors LAUNCH_DTYPE in sas_fast/backends/cuda.py,
 // which fills it by field name.  8-byte fields first, then 4-byte ones, so the layout has no
@@ -57,6 +72,8 @@ struct LaunchRecord {
     u64 params;    // (N,) SampleParams
     u64 fill;      // (C,) float image fill values (exact in float32 for every image type)
     u64 labels;    // (n_labels,) i32 sorted selected labels
+    u64 taps;      // (n_taps,) AreaTap tables of the area samples (0: none)
+    i64 n_taps;    // their entries
     i64 img_sn, img_sy, img_sx, img_sc;
     i64 msk_sn, msk_sy, msk_sx;
     i32 n_labels;           // n_labels < 0: every nonzero label is selected
@@ -123,6 +140,70 @@ __device__ __forceinline__ Tap axis_tap(i64 t, i32 size, i32 src, float ratio) {
     return tap;
 }
 
+// SPEC §2b area taps of thumbnail coordinate t on an axis shrunk from src to side pixels, in
+// double as sas_fast.geometry.area_taps (OpenCV's computeResizeAreaTab), weights rounded to float.
+__device__ __forceinline__ AreaTap area_tap(i32 t, i32 side, i32 src) {
+    const double r = (double)src / (double)side;
+    const double f1 = (double)t * r;
+    const double f2 = f1 + r;
+    const double cell = fmin(r, (double)src - f1);
+    const double i2 = fmin(floor(f2), (double)(src - 1));
+    const double i1 = fmin(ceil(f1), i2);
+    const bool head = i1 - f1 > SAS_AREA_EPSILON;  // a partial source pixel i1 - 1 first
+    const bool tail = f2 - i2 > SAS_AREA_EPSILON;  // a partial source pixel i2 last
+    const i32 count = (i32)head + (i32)(i2 - i1) + (i32)tail;
+    const float w_mid = (float)(1.0 / cell);
+    const float w_head = (float)((i1 - f1) / cell);
+    const float w_tail = (float)(fmin(fmin(f2 - i2, 1.0), cell) / cell);
+    AreaTap e;
+    e.first = (i32)i1 - (i32)head;
+    e.count = count;
+    e.w_first = head ? w_head : (tail && count == 1 ? w_tail : w_mid);  // one tap: first and last are it
+    e.w_mid = w_mid;
+    e.w_last = tail ? w_tail : (head && count == 1 ? w_head : w_mid);
+    return e;
+}
+
+// The image taps of one coordinate as one list: source indices min(first + k, src - 1) for
+// k < count, weighted by tap_weight.  An area entry is one already; bilinear is the two taps
+// (i0, 1 - frac), (i1, frac) of SPEC §2 (i1 = min(i0 + 1, src - 1)).
+__device__ __forceinline__ AreaTap bilinear_taps(const Tap& tap) {
+    AreaTap e = {tap.i0, 2, 1.0f - tap.frac, 0.0f, tap.frac};
+    return e;
+}
+
+__device__ __forceinline__ float tap_weight(const AreaTap& e, i32 k) {
+    return k == 0 ? e.w_first : (k == e.count - 1 ? e.w_last : e.w_mid);
+}
+
+// Whether the sample takes area taps down its rows / across its columns: area on a shrunk axis.
+__device__ __forceinline__ bool area_rows(const SampleParams& s) {
+    return s.interpolation == SAS_INTERP_AREA && s.h < s.sh;
+}
+__device__ __forceinline__ bool area_columns(const SampleParams& s) {
+    return s.interpolation == SAS_INTERP_AREA && s.w < s.sw;
+}
+
+// One channel of an area sample's thumbnail pixel (SPEC §2b): each row tap's source row summed
+// across the column taps, then those sums down the row taps, each from its first product, in
+// float without FMA.  crop: the channel's value at the crop's top-left pixel.  Not inlined: it
+// runs only for area samples and keeps its loops out of the unrolled pixel loop.
+template <typename T>
+__device__ __noinline__ float area_value(const T* crop, i64 sy, i64 sx, AreaTap ty, AreaTap tx, i32 sh, i32 sw) {
+    float v = 0.0f;
+    for (i32 ky = 0; ky < ty.count; ++ky) {
+        const T* row = crop + (i64)(ty.first + ky < sh - 1 ? ty.first + ky : sh - 1) * sy;
+        float across = (float)row[(i64)tx.first * sx] * tx.w_first;
+        for (i32 kx = 1; kx < tx.count; ++kx) {
+            const i32 col = tx.first + kx < sw - 1 ? tx.first + kx : sw - 1;
+            across = across + (float)row[(i64)col * sx] * tap_weight(tx, kx);
+        }
+        const float term = across * tap_weight(ty, ky);
+        v = ky == 0 ? term : v + term;
+    }
+    return v;
+}
+
 // ------------------------------------------------------------------------------- arguments
 
 // The record as the kernel body reads it: its addresses as typed pointers, which hide the u64
@@ -136,6 +217,7 @@ struct Batch : LaunchRecord {
     const SampleParams* params;
     const float* fill;
     const i32* labels;
+    const AreaTap* taps;
 
     __device__ __forceinline__ explicit Batch(const LaunchRecord& r)
         : LaunchRecord(r),
@@ -145,7 +227,8 @@ struct Batch : LaunchRecord {
           out_mask(reinterpret_cast<M*>(r.out_mask)),
           params(reinterpret_cast<const SampleParams*>(r.params)),
           fill(reinterpret_cast<const float*>(r.fill)),
-          labels(reinterpret_cast<const i32*>(r.labels)) {}
+          labels(reinterpret_cast<const i32*>(r.labels)),
+          taps(reinterpret_cast<const AreaTap*>(r.taps)) {}
 };
 
 __device__ __forceinline__ bool selected(i32 label, const i32* labels, i32 n_labels) {
@@ -188,8 +271,11 @@ struct Cursor {
     i32 i, y, x;
     SampleParams s;
     bool row_inside;     // geometry: the row lies in the thumbnail
-    float row_frac;      // geometry: weight of row1
-    const T *row0, *row1;  // geometry: the two source rows at the crop's left edge; NOISE: the input row
+    bool area;           // geometry: the sample takes area taps on some axis (area_value; else bilinear)
+    float row_frac;      // geometry, bilinear: weight of row1
+    AreaTap ty;          // geometry, area: the row's taps
+    const T *row0, *row1;  // geometry: the two source rows at the crop's left edge (area: row0 is the
+                           // crop's top-left pixel); NOISE: the input row
     const M* mask_row;   // geometry: the nearest source mask row (null without a mask); NOISE: the input row
 };
 
@@ -207,8 +293,14 @@ __device__ __forceinline__ void load_row(const Batch<T, M>& b, Cursor<T, M>& cur
     cur.row_inside = ty.inside;
     cur.row_frac = ty.frac;
     img += (i64)s.sx0 * b.img_sx;
-    cur.row0 = img + (i64)(s.sy0 + ty.i0) * b.img_sy;
-    cur.row1 = img + (i64)(s.sy0 + ty.i1) * b.img_sy;
+    cur.area = area_rows(s) || area_columns(s);
+    if (cur.area) {
+        cur.row0 = img + (i64)s.sy0 * b.img_sy;
+        if (ty.inside) cur.ty = area_rows(s) ? b.taps[s.taps + (cur.y - s.oy)] : bilinear_taps(ty);
+    } else {
+        cur.row0 = img + (i64)(s.sy0 + ty.i0) * b.img_sy;
+        cur.row1 = img + (i64)(s.sy0 + ty.i1) * b.img_sy;
+    }
     if (msk != nullptr) msk += (i64)(s.sy0 + ty.near) * b.msk_sy + (i64)s.sx0 * b.msk_sx;
     cur.mask_row = msk;
 }
@@ -240,6 +332,13 @@ __device__ __forceinline__ M pixel(const Batch<T, M>& b, const Cursor<T, M>& cur
     if (!(cur.row_inside && tx.inside)) {
         for (i32 c = 0; c < b.ch; ++c) emit(c, (T)b.fill[c]);
         return (M)b.mask_fill;
+    }
+    if (cur.area) {  // SPEC §2b: area taps on the shrunk axes (the table: rows' entries, then columns')
+        const u32 column = s.taps + (area_rows(s) ? s.h : 0) + (u32)(cur.x - s.ox);
+        const AreaTap xt = area_columns(s) ? b.taps[column] : bilinear_taps(tx);
+        for (i32 c = 0; c < b.ch; ++c)
+            emit(c, from_float<T>(area_value(cur.row0 + c * b.img_sc, b.img_sy, b.img_sx, cur.ty, xt, s.sh, s.sw)));
+        return cur.mask_row == nullptr ? (M)0 : cur.mask_row[tx.near * b.msk_sx];
     }
     // SPEC §2 bilinear from the four taps, in this order, no FMA
     const i64 c0 = tx.i0 * b.img_sx, c1 = tx.i1 * b.img_sx;
@@ -369,9 +468,34 @@ __device__ __forceinline__ void run(const Batch<T, M>& b) {
     }
 }
 
+// The area tap tables (SPEC §2b), one entry per thread (grid-stride): entry e belongs to the last
+// sample whose tables start at or before e (a sample without tables starts where the next one
+// does), to its rows' entries if it shrinks them by area, then to its columns'.
+__device__ __forceinline__ void build_area_taps(const LaunchRecord& r) {
+    const SampleParams* params = reinterpret_cast<const SampleParams*>(r.params);
+    AreaTap* taps = reinterpret_cast<AreaTap*>(r.taps);
+    const i64 step = (i64)gridDim.x * blockDim.x;
+    for (i64 e = (i64)blockIdx.x * blockDim.x + threadIdx.x; e < r.n_taps; e += step) {
+        i32 lo = 0, hi = r.n - 1;
+        while (lo < hi) {
+            const i32 mid = (lo + hi + 1) >> 1;
+            if ((i64)params[mid].taps <= e)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        const SampleParams& s = params[lo];
+        const i32 t = (i32)(e - (i64)s.taps);
+        const i32 rows = area_rows(s) ? s.h : 0;
+        taps[e] = t < rows ? area_tap(t, s.h, s.sh) : area_tap(t - rows, s.w, s.sw);
+    }
+}
+
 }  // namespace sas
 
 // ------------------------------------------------------------------------------- entry points
+
+__global__ void __launch_bounds__(SAS_BLOCK_THREADS) sas_area_taps(const sas::LaunchRecord r) { sas::build_area_taps(r); }
 
 template <typename T, typename M>
 __global__ void __launch_bounds__(SAS_BLOCK_THREADS, SAS_MIN_BLOCKS) sas_rescale_paste(const sas::LaunchRecord r) {

@@ -30,6 +30,18 @@ GEOMETRY_CASES: dict[str, dict] = {
     "one-pixel-thumb": dict(scale=0.01, offset=(4, 5)),
     "one-pixel-canvas": dict(scale=0.3, offset=(0, 0), canvas=(1, 1)),
     "one-row-canvas": dict(scale=0.8, offset=(-3, 2), canvas=(1, 13)),
+    # SPEC §2b: area taps on the shrunk axes (several taps per pixel), bilinear on the others
+    "area-quarter": dict(scale=0.25, offset="center", interpolation="area"),
+    "area-crosses-borders": dict(scale=0.61, offset=(-6, W - 12), canvas=(H + 4, W), fill=5, interpolation="area"),
+    "area-per-sample": dict(
+        scale=np.array([0.13, 0.4, 0.4]),
+        offset=np.array([[2, 3], [-4, 0], [-9, -20]]),
+        crop=np.array([[0, 0, H, W], [3, 0, 30, 1], [0, 5, 1, 36]]),  # one-column and one-row crops
+        interpolation=["area", "area", "area"],
+        canvas=(31, 43),
+    ),
+    "area-and-bilinear": dict(scale=np.array([0.33, 0.33, 0.05]), interpolation=["bilinear", "area", "area"]),
+    "area-enlarges": dict(scale=np.array([1.7, 1.0, 0.9]), offset=(-3, -4), interpolation="area"),  # = bilinear
 }
 
 NOISE_CASES: dict[str, dict] = {

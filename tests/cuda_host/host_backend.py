@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sas_fast.backends import cuda
-from sas_fast.records import SAMPLE_DTYPE
+from sas_fast.records import AREA_TAP_DTYPE, SAMPLE_DTYPE
 
 SHIM_DIR = Path(__file__).resolve().parent
 CXX_FLAGS = ("-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared", "-w")
@@ -52,7 +52,7 @@ extern "C" void probe_poisson(const double* lam, const unsigned* p, unsigned sid
 
 
 #: The C structs that mirror a NumPy record dtype: ``{struct: dtype}``.
-RECORDS = {"sas::LaunchRecord": cuda.LAUNCH_DTYPE, "sas::SampleParams": SAMPLE_DTYPE}
+RECORDS = {"sas::LaunchRecord": cuda.LAUNCH_DTYPE, "sas::SampleParams": SAMPLE_DTYPE, "sas::AreaTap": AREA_TAP_DTYPE}
 
 
 def _probe_name(struct: str) -> str:
