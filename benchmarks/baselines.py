@@ -39,6 +39,7 @@ import numpy as np
 
 import sas_fast
 from sas_fast.backends import BACKENDS, BackendUnavailable
+from sas_fast.geometry import thumbnail_sides
 
 from .workloads import PEAK, SCALE_RANGE, SIGMA, Workload
 
@@ -111,8 +112,7 @@ def _thumb(wl: Workload, i: int) -> tuple[int, int, int, int, int, int, int, int
     """``(sy0, sx0, sh, sw, h, w, oy, ox)`` of sample ``i`` (SPEC §2 thumbnail size), inside the canvas."""
     p = wl.params
     sy0, sx0, sh, sw = (int(v) for v in p.crop[i])
-    s = float(p.scale[i])
-    h, w = max(1, math.floor(sh * s + 0.5)), max(1, math.floor(sw * s + 0.5))
+    h, w = (int(v) for v in thumbnail_sides((sh, sw), float(p.scale[i])))
     oy, ox = (int(v) for v in p.offset[i])
     ho, wo = wl.canvas
     if not (0 <= oy and 0 <= ox and oy + h <= ho and ox + w <= wo):
@@ -151,6 +151,14 @@ def _per_image(wl: Workload, threads: int, work: Callable[[Sequence[int], int], 
         return outputs
 
     return run
+
+
+def _cv_interpolation(wl: Workload) -> int:
+    """OpenCV's flag for the workload's image interpolation: INTER_LINEAR for bilinear (SPEC §2),
+    INTER_AREA for area (§2b, its anchor)."""
+    import cv2
+
+    return {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}[wl.interpolation]
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -194,7 +202,8 @@ def _sas_fused(backend: str, threads: int) -> Callable[[Workload], Runner]:
 def _geometry_call(wl: Workload, backend: str, out: Outputs) -> Outputs:
     p = wl.params
     return sas_fast.rescale_paste(
-        wl.images, wl.masks, scale=p.scale, offset=p.offset, crop=p.crop, canvas=p.canvas, backend=backend, out=out
+        wl.images, wl.masks, scale=p.scale, offset=p.offset, crop=p.crop, canvas=p.canvas, backend=backend, out=out,
+        interpolation=p.interpolation,
     )
 
 
@@ -236,8 +245,9 @@ def _sas_unfused(backend: str, threads: int, stage: str | None = None) -> Callab
 def _opencv(threads: int, noise: bool = True) -> Callable[[Workload], Runner]:
     """The best OpenCV pipeline we could write (see the module's note in RESULTS.md).
 
-    ``cv2.resize`` with ``dsize`` straight into a view of the reused canvas (INTER_LINEAR image,
-    INTER_NEAREST_EXACT mask), only the border filled; noise only inside the mask's bounding box
+    ``cv2.resize`` with ``dsize`` straight into a view of the reused canvas (INTER_LINEAR image, or
+    INTER_AREA for an area workload; INTER_NEAREST_EXACT mask), only the border filled; noise only
+    inside the mask's bounding box
     (``cv2.boundingRect``): speckle as ``cv2.multiply`` of the box by ``cv2.randn(1, sigma)``
     multipliers (saturating, round-half-even) kept by ``cv2.copyTo`` under the mask (faster than
     gathering the masked pixels: 0.09 vs 0.14 ms per W image); Poisson by NumPy's
@@ -255,6 +265,7 @@ def _opencv(threads: int, noise: bool = True) -> Callable[[Workload], Runner]:
         multipliers = [np.empty((wl.canvas[0] * wl.canvas[1], 1), np.float32) for _ in range(threads)]
         lo, hi = wl.value_range
         geometry = [_thumb(wl, i) for i in range(wl.n)]
+        interpolation = _cv_interpolation(wl)
 
         def add_noise(view: np.ndarray, mview: np.ndarray, i: int, t: int) -> None:
             x, y, w, h = cv2.boundingRect(mview)  # noise only the mask's bounding box
@@ -280,7 +291,7 @@ def _opencv(threads: int, noise: bool = True) -> Callable[[Workload], Runner]:
                 _zero_border(img, oy, ox, h, w)
                 _zero_border(msk, oy, ox, h, w)
                 view, mview = img[oy : oy + h, ox : ox + w], msk[oy : oy + h, ox : ox + w]
-                cv2.resize(wl.images[i, sy0 : sy0 + sh, sx0 : sx0 + sw], (w, h), dst=view, interpolation=cv2.INTER_LINEAR)
+                cv2.resize(wl.images[i, sy0 : sy0 + sh, sx0 : sx0 + sw], (w, h), dst=view, interpolation=interpolation)
                 cv2.resize(
                     wl.masks[i, sy0 : sy0 + sh, sx0 : sx0 + sw], (w, h), dst=mview, interpolation=cv2.INTER_NEAREST_EXACT
                 )
@@ -295,10 +306,12 @@ def _opencv(threads: int, noise: bool = True) -> Callable[[Workload], Runner]:
 # ----------------------------------------------------------------------------- albumentations
 
 
-def _albumentations_compose(height: int, width: int, noise: str, *, seed: int, crop: bool = False):
-    """albumentations' closest pipeline to SAS: RandomScale(0.25-1, linear image / nearest-exact
-    mask) + PadIfNeeded(random position, black) [+ CenterCrop back to ``height`` x ``width``] +
-    whole-image noise.
+def _albumentations_compose(
+    height: int, width: int, noise: str, *, seed: int, crop: bool = False, area: bool = False
+):  # fmt: skip
+    """albumentations' closest pipeline to SAS: RandomScale(0.25-1, linear image (``area``: INTER_AREA)
+    / nearest-exact mask) + PadIfNeeded(random position, black) [+ CenterCrop back to ``height`` x
+    ``width``] + whole-image noise.
 
     noise: ``"speckle"``: MultiplicativeNoise with uniform multipliers of the variance of speckle
     sigma (1 +- sigma*sqrt(3)); ``"poisson"``: ShotNoise at 256 photons per unit (in its gamma-2.2
@@ -316,8 +329,8 @@ def _albumentations_compose(height: int, width: int, noise: str, *, seed: int, c
     last = A.OneOf([speckle, shot], p=1.0) if noise == "mixed" else noises[noise]
     steps = [
         A.RandomScale(  # scale_limit is biased by 1
-            scale_limit=(SCALE_RANGE[0] - 1, SCALE_RANGE[1] - 1), interpolation=cv2.INTER_LINEAR,
-            mask_interpolation=cv2.INTER_NEAREST_EXACT, p=1.0,
+            scale_limit=(SCALE_RANGE[0] - 1, SCALE_RANGE[1] - 1),
+            interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST_EXACT, p=1.0,
         ),
         A.PadIfNeeded(height, width, position="random", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
     ]
@@ -342,7 +355,8 @@ def _albumentations(threads: int) -> Callable[[Workload], Runner]:
         if wl.images.dtype == np.uint16:
             raise Unavailable("albumentations: MultiplicativeNoise/ShotNoise reject uint16 (OpenCV arithm_op type error)")
         ho, wo = wl.canvas
-        pipelines = [_albumentations_compose(ho, wo, wl.kind, seed=wl.seed + t) for t in range(threads)]
+        area = wl.interpolation == "area"
+        pipelines = [_albumentations_compose(ho, wo, wl.kind, seed=wl.seed + t, area=area) for t in range(threads)]
         out_image, out_mask = wl.empty_outputs()
 
         def work(indices: Sequence[int], t: int) -> None:
@@ -376,6 +390,8 @@ def _skimage(threads: int) -> Callable[[Workload], Runner]:
             raise Unavailable(f"scikit-image is not installed ({exc})") from None
         if wl.kind == "poisson" and wl.images.dtype != np.uint8:
             raise Unavailable("scikit-image: random_noise(mode='poisson') picks its own peak; only uint8 matches 256")
+        if wl.interpolation != "bilinear":
+            raise Unavailable("scikit-image: resize has no area interpolation (anti_aliasing is a Gaussian pre-filter)")
         out_image, out_mask = wl.empty_outputs()
         dtype, scale = wl.images.dtype, _value_scale(wl)
         rngs = np.random.default_rng(wl.seed).spawn(threads)
@@ -578,7 +594,7 @@ def _call_kernel(backend: str) -> Callable[[Workload], Call]:
             p = wl.params[i]
             geo = make_geometry(
                 (1, height, width, 1), dtype, scale=p.scale, offset=p.offset, crop=p.crop, canvas=p.canvas,
-                mask_dtype=wl.masks.dtype,
+                mask_dtype=wl.masks.dtype, interpolation=p.interpolation,
             )
             noise = make_noise(
                 1, dtype, kind=list(p.kind), sigma=p.sigma, peak=p.peak, labels=p.labels, seed=wl.seed,
@@ -620,8 +636,8 @@ def _call_albumentations(noise: str) -> Callable[[Workload], Call]:
 
 
 def _call_opencv() -> Callable[[Workload], Call]:
-    """The OpenCV pipeline a user would write per image: ``cv2.resize`` (INTER_LINEAR image,
-    INTER_NEAREST_EXACT mask) straight into a view of a reused canvas, only the border filled,
+    """The OpenCV pipeline a user would write per image: ``cv2.resize`` (INTER_LINEAR image, INTER_AREA
+    for area params; INTER_NEAREST_EXACT mask) straight into a view of a reused canvas, only the border filled,
     then the sample's noise (speckle, or Poisson as ``SASConfig()`` draws it for half the samples)
     drawn by NumPy for the masked pixels of the mask's bounding box only.  Scale, offset, kind and
     sigma are the workload's, drawn beforehand (as for the prebuilt-parameter augment row).
@@ -636,6 +652,7 @@ def _call_opencv() -> Callable[[Workload], Call]:
         lo, hi = wl.value_range
         p = wl.params
         plans = [(_thumb(wl, i), str(p.kind[i]), float(p.sigma[i]), float(p.peak[i])) for i in range(n)]
+        interpolation = _cv_interpolation(wl)
 
         def call(k: int) -> Outputs:
             i = k % n
@@ -643,7 +660,7 @@ def _call_opencv() -> Callable[[Workload], Call]:
             _zero_border(out_image, oy, ox, h, w)
             _zero_border(out_mask, oy, ox, h, w)
             view, mview = out_image[oy : oy + h, ox : ox + w], out_mask[oy : oy + h, ox : ox + w]
-            cv2.resize(images[i, sy0 : sy0 + sh, sx0 : sx0 + sw], (w, h), dst=view, interpolation=cv2.INTER_LINEAR)
+            cv2.resize(images[i, sy0 : sy0 + sh, sx0 : sx0 + sw], (w, h), dst=view, interpolation=interpolation)
             cv2.resize(masks[i, sy0 : sy0 + sh, sx0 : sx0 + sw], (w, h), dst=mview, interpolation=cv2.INTER_NEAREST_EXACT)
             x, y, bw, bh = cv2.boundingRect(mview)
             box, sel = view[y : y + bh, x : x + bw], mview[y : y + bh, x : x + bw] != 0

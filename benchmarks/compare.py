@@ -170,6 +170,7 @@ TARGETS = [  # (workload, contender, minimum speed-up of fused over it)
     ("W", "albumentations", 5.0),
     ("W", "reference", 20.0),
     ("poisson", "opencv", 2.0),
+    ("W-area", "opencv", 1.0),  # issue 12: area at least as fast as the OpenCV INTER_AREA pipeline
 ]
 COLD_TARGET_S = 1.0
 #: Issue 10: per-call overhead (SAS transform - bare kernel) at 256^2 uint8, at most this many µs.

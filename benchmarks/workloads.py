@@ -3,8 +3,9 @@
 Workload W (issue 3): 256 grey images of 512 x 512 uint8 with pixels uniform over the full range,
 one filled ellipse per mask covering 5-20 % of the image, per-image scale U(0.25, 1), random
 placement inside the canvas, speckle noise with sigma 0.1 inside the pasted mask.  Variants change
-one thing each: Poisson noise (peak 256), uint16 or float32 pixels (float32 in [0, 1)), or
-1024 x 1024 images (64 of them: the same bytes per batch as W).  Parameters come from
+one thing each: Poisson noise (peak 256), uint16 or float32 pixels (float32 in [0, 1)),
+1024 x 1024 images (64 of them: the same bytes per batch as W), or area interpolation (W-area:
+SPEC §2b, the outside resizers then use their INTER_AREA).  Parameters come from
 :class:`sas_fast.SASConfig`, so every contender applies the same per-sample scale and offset where
 it can take them.
 
@@ -35,13 +36,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Variant:
-    """What a workload is made of: ``n`` images of ``size`` x ``size`` ``dtype`` with ``kind`` noise."""
+    """What a workload is made of: ``n`` images of ``size`` x ``size`` ``dtype`` with ``kind`` noise,
+    resampled with ``interpolation`` (SPEC §2b)."""
 
     dtype: str
     size: int
     n: int
     kind: str  # "speckle" or "poisson"
     note: str
+    interpolation: str = "bilinear"
 
 
 #: name -> variant.  ``quick`` runs divide ``n`` by :data:`QUICK_DIVISOR`.
@@ -51,6 +54,9 @@ VARIANTS: dict[str, Variant] = {
     "uint16": Variant("uint16", 512, 256, "speckle", "256 x 512^2 uint16, speckle sigma 0.1"),
     "float32": Variant("float32", 512, 256, "speckle", "256 x 512^2 float32 in [0, 1), speckle sigma 0.1"),
     "1024": Variant("uint8", 1024, 64, "speckle", "64 x 1024^2 uint8 (same bytes as W), speckle sigma 0.1"),
+    "W-area": Variant(
+        "uint8", 512, 256, "speckle", "W with interpolation='area' (OpenCV rows: INTER_AREA)", interpolation="area"
+    ),
 }
 QUICK_DIVISOR = 8
 SCALE_RANGE = (0.25, 1.0)
@@ -84,6 +90,14 @@ class Workload:
     @property
     def canvas(self) -> tuple[int, int]:
         return self.params.canvas
+
+    @property
+    def interpolation(self) -> str:
+        """The image interpolation of every sample (SPEC §2b; the workloads use one per batch)."""
+        names = {str(v) for v in self.params.interpolation}
+        if len(names) != 1:
+            raise ValueError(f"the workload mixes interpolations {sorted(names)}; the baselines resize a batch one way")
+        return names.pop()
 
     @property
     def value_range(self) -> tuple[float, float]:
@@ -162,7 +176,8 @@ def make_workload(name: str, *, n: int | None = None, quick: bool = False, seed:
     images = _images(rng, count, variant.size, np.dtype(variant.dtype))
     masks = ellipse_masks(rng, count, variant.size, variant.size)
     config = SASConfig(
-        scale_range=SCALE_RANGE, noise={variant.kind: 1.0}, sigma_range=(SIGMA, SIGMA), peak_range=(PEAK, PEAK)
+        scale_range=SCALE_RANGE, noise={variant.kind: 1.0}, sigma_range=(SIGMA, SIGMA), peak_range=(PEAK, PEAK),
+        interpolation=variant.interpolation,
     )
     params = config.sample(count, seed=seed, masks=masks)
     return Workload(name, images, masks, params, variant.kind, seed)
