@@ -5,7 +5,8 @@ Picks the fastest backend here (CuPy on a GPU, else Numba, else NumPy), augments
 ``sas-fast augment``), writes a grid (one row per sample: original, then the augmented copies, mask
 contours drawn in colour, each copy captioned with its scale and noise) and reports the speed:
 the first call (backend loading, JIT compilation or its cache, kernel loading) separately, then the median of
-repeated runs as ms per image and MPix/s of output.
+repeated runs as ms per image and MPix/s of output.  A second picture shows one sample shrunk to a
+quarter both ways, bilinear (the default) and area (SPEC §2b), zoomed back so the pixels show.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 
+from .api import rescale_paste
 from .backends import available_backends
 from .folder.job import backend_name
+from .geometry import thumbnail_sides
 from .transform import SAS
 
-__all__ = ["DemoResult", "best_backend", "render_grid", "run_demo"]
+__all__ = ["DemoResult", "best_backend", "render_grid", "render_interpolations", "run_demo"]
 
 GRID_NAME = "sas_demo.png"
+COMPARISON_NAME = "sas_interpolation.png"
+#: The interpolation picture's thumbnail scale (it is zoomed back by the inverse).
+COMPARISON_SCALE = 0.25
 #: BGR contour colours for the labels present, in increasing order (cycled): green, red, blue, yellow, magenta.
 _COLOURS = [(0, 255, 0), (0, 0, 255), (255, 128, 0), (0, 255, 255), (255, 0, 255)]
 _MAX_ROWS = 8  # rows drawn in the grid; every sample is still augmented and timed
@@ -37,6 +43,7 @@ class DemoResult:
     """What the demo did: the grid it wrote, the backend, and the timings (milliseconds)."""
 
     grid: Path
+    comparison: Path  # the bilinear-vs-area picture
     backend: str
     images: int
     first_call_ms: float
@@ -86,6 +93,33 @@ def render_grid(
             cells.append(_cell(out_images[j], out_masks[j], f"x{params.scale[j]:.2f} {noise}", colours))
         rows.append(np.hstack([np.pad(c, ((2, 2), (2, 2), (0, 0))) for c in cells]))
     return np.vstack(rows)
+
+
+def render_interpolations(
+    image: np.ndarray, mask: np.ndarray, scale: float = COMPARISON_SCALE, backend: str = "auto"
+) -> tuple[np.ndarray, dict[str, float]]:
+    """One sample shrunk by ``scale`` with each image interpolation, side by side with the original.
+
+    Returns a BGR uint8 picture (the original, then the bilinear and the area thumbnails zoomed back
+    to the original size, nearest, so their pixels show; mask outlines drawn) and the standard
+    deviation of the pixels inside the lesion in each (grey levels): bilinear samples the speckle
+    and keeps its grain, area averages it (SPEC §2b).
+    """
+    height, width = image.shape[:2]
+    thumb_size = tuple(int(v) for v in thumbnail_sides((height, width), scale))
+    labels = [int(v) for v in np.unique(mask) if v != 0]
+    colours = {label: _COLOURS[i % len(_COLOURS)] for i, label in enumerate(labels)}
+    spread = {"original": float(image[mask != 0].std()) if (mask != 0).any() else 0.0}
+    cells = [_cell(image, mask, f"original: lesion sd {spread['original']:.1f}", colours)]
+    for interpolation in ("bilinear", "area"):
+        thumb, thumb_mask = rescale_paste(image, mask, scale=scale, offset=(0, 0), canvas=thumb_size, backend=backend,
+                                          interpolation=interpolation)  # fmt: skip
+        inside = thumb[thumb_mask != 0]
+        spread[interpolation] = float(inside.std()) if inside.size else 0.0
+        zoom = [cv2.resize(a, (width, height), interpolation=cv2.INTER_NEAREST) for a in (thumb, thumb_mask)]
+        caption = f"{interpolation} x{scale:g}: lesion sd {spread[interpolation]:.1f}"
+        cells.append(_cell(zoom[0], zoom[1], caption, colours))
+    return np.hstack([np.pad(c, ((2, 2), (2, 2), (0, 0))) for c in cells]), spread
 
 
 def _timed(run: Any, sync: Any) -> float:
@@ -151,10 +185,15 @@ def run_demo(
     grid = out / GRID_NAME
     if not cv2.imwrite(str(grid), render_grid(images, masks, out_images, out_masks, params, copies)):
         raise OSError(f"could not write {grid}")
+    shown = int(np.argmax((masks != 0).sum(axis=(1, 2))))  # the sample with the largest lesion
+    picture, spread = render_interpolations(images[shown], masks[shown], backend=name)
+    comparison = out / COMPARISON_NAME
+    if not cv2.imwrite(str(comparison), picture):
+        raise OSError(f"could not write {comparison}")
     height, width = images.shape[1:3]
     demo = DemoResult(
-        grid=grid, backend=name, images=n, first_call_ms=1e3 * first, ms_per_image=1e3 * seconds / n,
-        mpix_per_s=n * height * width / seconds / 1e6,
+        grid=grid, comparison=comparison, backend=name, images=n, first_call_ms=1e3 * first,
+        ms_per_image=1e3 * seconds / n, mpix_per_s=n * height * width / seconds / 1e6,
     )
     if stream is not None:
         kinds = Counter(str(k) for k in params.kind)
@@ -167,7 +206,10 @@ def run_demo(
             + f"\n  first call {demo.first_call_ms:.0f} ms (backend loading + JIT compilation or its cache; not in the speed below)\n"
             f"  speed: {demo.ms_per_image:.3f} ms per image, {demo.mpix_per_s:.0f} MPix/s "
             f"(median of {len(times)} runs of the whole batch, parameter sampling included)\n"
-            f"  grid: {grid} (the first {min(len(images), _MAX_ROWS)} samples)",
+            f"  grid: {grid} (the first {min(len(images), _MAX_ROWS)} samples)\n"
+            f"  interpolation: {comparison} (sample #{shown} at x{COMPARISON_SCALE:g}, zoomed back; standard deviation "
+            f"in the lesion {spread['original']:.1f} grey levels, bilinear {spread['bilinear']:.1f}, area "
+            f"{spread['area']:.1f})",
             file=stream,
         )
     return demo
