@@ -422,14 +422,13 @@ def _codes(arg: str, lookup: _Names, value: Any, n: int) -> np.ndarray:
         raise ValueError(f"{arg}: expected one name or {n} names (one per sample), got {value!r}")
     if names.dtype.kind not in "UO":
         raise TypeError(f"{arg}: expected {lookup.what} names, got {value!r}")
-    names = names.astype(str)
-    where = np.minimum(np.searchsorted(lookup.names, names), len(lookup.names) - 1)
-    unknown = lookup.names[where] != names
-    if unknown.any():
-        raise ValueError(
-            f"{arg}: unknown {lookup.what}(s) {sorted(set(names[unknown].tolist()))}; accepted: {sorted(lookup.table)}"
-        )
-    return lookup.codes[where]
+    distinct = {str(name) for name in names.tolist()}
+    unknown = sorted(distinct - set(lookup.table))
+    if unknown:
+        raise ValueError(f"{arg}: unknown {lookup.what}(s) {unknown}; accepted: {sorted(lookup.table)}")
+    if len(distinct) == 1:  # the common case (one kind or interpolation for all): no vectorised lookup
+        return np.full(n, lookup.table[distinct.pop()], np.int32)
+    return lookup.codes[np.searchsorted(lookup.names, names.astype(str))]
 
 
 def _value_range(dtype: np.dtype, value_range: Any) -> tuple[float, float]:
