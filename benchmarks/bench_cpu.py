@@ -17,10 +17,11 @@ import pytest
 from benchmarks import compare
 from benchmarks.baselines import CONTENDERS, Unavailable, by_key, check, reference_outputs
 from benchmarks.workloads import VARIANTS, Workload, make_workload
+from sas_fast.geometry import thumbnail_sides
 
 #: Images per smoke workload: enough masked pixels for the noise-strength check, small enough
 #: that the whole file adds seconds, not minutes.
-SMOKE_IMAGES = {"W": 8, "poisson": 8, "uint16": 4, "float32": 4, "1024": 2}
+SMOKE_IMAGES = {"W": 8, "W-area": 8, "poisson": 8, "uint16": 4, "float32": 4, "1024": 2}
 
 
 @lru_cache(maxsize=None)
@@ -55,7 +56,7 @@ def test_workload_is_the_issue_workload():
     assert coverage.min() >= 0.04 and coverage.max() <= 0.21
     assert wl.params.scale.min() >= 0.25 and wl.params.scale.max() <= 1.0
     assert set(wl.params.kind) == {"speckle"} and np.all(wl.params.sigma == 0.1)
-    thumbs = np.floor(wl.params.crop[:, 2:] * wl.params.scale[:, None] + 0.5)
+    thumbs = thumbnail_sides(wl.params.crop[:, 2:], wl.params.scale[:, None])
     assert np.all(wl.params.offset >= 0) and np.all(wl.params.offset + thumbs <= 512)
     assert make_workload("poisson", n=2).kind == "poisson" and set(make_workload("poisson", n=2).params.kind) == {"poisson"}
     assert make_workload("W", quick=True).n == VARIANTS["W"].n // 8
