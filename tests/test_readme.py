@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,3 +86,58 @@ def test_framework_snippet_runs_as_written(framework, tmp_path):
         assert needle in code, f"README {framework} block lacks {needle!r}"
     stdout = _run_block(tmp_path, framework, code)
     assert FRAMEWORK_OUTPUT[framework] in stdout, stdout
+
+
+# -- every other code block: each python block carries a marker and runs here
+
+BLOCK_MARKER = "<!-- tests/test_readme.py runs the next code block as written: {} -->"
+BLOCK_OUTPUT = {"usage": "augmented (16, 256, 256) uint8", "dask": "augmented (64, 128, 128) in 4 chunks",
+                "gpu": "augmented on the GPU ndarray (16, 256, 256)"}  # fmt: skip
+
+
+def test_every_python_block_of_the_readme_is_run_by_a_test():
+    """No python block without a marker: a new snippet must be added to the ones run here."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = text.split("\n")
+    untested = [i + 1 for i, line in enumerate(lines) if line == "```python" and not lines[i - 1].startswith(
+        "<!-- tests/test_readme.py runs the next code block as written")]  # fmt: skip
+    assert not untested, f"README.md: python blocks at lines {untested} are not run by tests/test_readme.py"
+
+
+@pytest.mark.parametrize("name", sorted(BLOCK_OUTPUT))
+def test_readme_block_runs_as_written(name, tmp_path):
+    if name == "gpu":
+        pytest.importorskip("cupy", reason="CuPy is not installed: the README's GPU block needs a CUDA machine")
+        from sas_fast import backends
+
+        try:
+            backends.load("cupy")
+        except backends.BackendUnavailable as exc:
+            pytest.skip(str(exc))
+    if name == "dask":
+        pytest.importorskip("dask.array", reason="dask is not installed: the README's Dask block needs it")
+    stdout = _run_block(tmp_path, name, readme_block(BLOCK_MARKER.format(name)))
+    assert BLOCK_OUTPUT[name] in stdout, stdout
+
+
+def test_readme_cli_block_runs_as_written(tmp_path):
+    """The CLI block, as written, on a BUSI/ folder of two bundled samples (names as in BUSI)."""
+    import cv2
+
+    import sas_fast.data
+
+    marker = "<!-- tests/test_readme.py runs the next code block as written (on a BUSI/ folder it makes): cli -->"
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)\n```", text[text.index(marker) :], flags=re.S)[1]
+    images, masks, _ = sas_fast.data.load_samples()
+    for i in range(2):
+        (tmp_path / "BUSI" / "benign").mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(tmp_path / "BUSI" / "benign" / f"benign ({i}).png"), np.repeat(images[i][..., None], 3, 2))
+        assert cv2.imwrite(str(tmp_path / "BUSI" / "benign" / f"benign ({i})_mask.png"), (masks[i] != 0).astype(np.uint8) * 255)
+    cli = Path(sys.executable).with_name("sas-fast")
+    script = block.replace("sas-fast ", f"{cli} " if cli.exists() else f"{sys.executable} -m sas_fast ")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "8 outputs regenerated, 0 differ" in result.stdout, result.stdout
+    assert len(list((tmp_path / "out" / "images" / "benign").glob("*.png"))) == 8
