@@ -13,12 +13,14 @@ column; :func:`area_entries` counts them and ``SampleParams.taps`` is where a sa
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .geometry import is_area_axis
 from .plan import KINDS, GeometryPlan, NoisePlan
 
-__all__ = ["AREA_TAP_DTYPE", "SAMPLE_DTYPE", "area_entries", "pack_samples"]
+__all__ = ["AREA_TAP_DTYPE", "SAMPLE_DTYPE", "area_entries", "pack_samples", "record"]
 
 #: One sample's parameters (16 little-endian words, C layout): crop box, thumbnail size, paste
 #: offset, float32 ratios, noise kind code, sigma, peak, global sample id, image interpolation
@@ -43,6 +45,16 @@ AREA_TAP_DTYPE = np.dtype(
 )
 
 _KIND_NONE = KINDS["none"]
+
+
+def record(dtype: np.dtype, **fields: Any) -> np.ndarray:
+    """A ``(1,)`` record of the structured ``dtype`` from ``fields``, which must name every field
+    exactly once: a field added to the dtype is an error here until it is given a value, never a
+    silent 0 (each backend's launch record is built with this)."""
+    if fields.keys() != set(dtype.names):
+        missing, unknown = set(dtype.names) - set(fields), set(fields) - set(dtype.names)
+        raise TypeError(f"launch record: missing fields {sorted(missing)}, unknown fields {sorted(unknown)}")
+    return np.array([tuple(fields[name] for name in dtype.names)], dtype)  # one NumPy operation
 
 
 def _column(name: str) -> int:

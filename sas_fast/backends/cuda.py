@@ -26,6 +26,7 @@ records through the same ``.cu`` file compiled as host C++.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ import numpy as np
 from .. import fmath, geometry, philox, samplers
 from ..plan import KINDS, GeometryPlan, NoisePlan
 from ..records import AREA_TAP_DTYPE, SAMPLE_DTYPE, area_entries, pack_samples
+from ..records import record as _record
 
 __all__ = [
     "DEVICE",
@@ -245,16 +247,8 @@ def _pack_plans(n: int, geo: GeometryPlan | None, noise: NoisePlan | None, mask_
     return words, n_labels
 
 
-def _launch_record(**fields: Any) -> np.ndarray:
-    """A ``(1,)`` :data:`LAUNCH_DTYPE` record of ``fields``, which must name every field exactly once
-    (a field added to the dtype is an error here until it is given a value, never a silent 0)."""
-    if set(fields) != set(LAUNCH_DTYPE.names):
-        missing, unknown = set(LAUNCH_DTYPE.names) - set(fields), set(fields) - set(LAUNCH_DTYPE.names)
-        raise TypeError(f"launch record: missing fields {sorted(missing)}, unknown fields {sorted(unknown)}")
-    record = np.zeros(1, LAUNCH_DTYPE)
-    for name, value in fields.items():
-        record[name] = value
-    return record
+#: A ``(1,)`` :data:`LAUNCH_DTYPE` record from every field by name (``records.record``).
+_launch_record = functools.partial(_record, LAUNCH_DTYPE)
 
 
 def build_launch(

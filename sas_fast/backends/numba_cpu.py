@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from ..geometry import INTERPOLATIONS
 from ..plan import KINDS, GeometryPlan, NoisePlan
-from ..records import pack_samples
+from ..records import pack_samples, record
 from ..threads import parallel_section, use_parallel
 from . import _numba_cache  # noqa: F401  (registers the cache locator before any cache=True function)
 from ._numba_geometry import area_pass, area_rows, axis_tap, fill_row, horizontal_pass, max_area_taps, nearest_columns
@@ -299,7 +299,7 @@ def _kernel_mask(mask: np.ndarray | None, like: np.ndarray | None) -> np.ndarray
 
 def _launch_record(image, geo: GeometryPlan | None, noise: NoisePlan | None, width: int, bands: int, select,
                    has_mask: bool):  # fmt: skip
-    """The :data:`LAUNCH_DTYPE` record of one call (built from one tuple: one NumPy operation)."""
+    """The :data:`LAUNCH_DTYPE` record of one call."""
     is_int = image.dtype != np.float32
     mask_fill = 0 if geo is None else geo.mask_fill
     if noise is None:  # geometry only: every sample has kind "none", the noise fields are never read
@@ -311,14 +311,14 @@ def _launch_record(image, geo: GeometryPlan | None, noise: NoisePlan | None, wid
         labels = noise.labels
         fill_selected = mask_fill != 0 if labels is None else mask_fill in labels
         zero_selected = labels is not None and 0 in labels
-    values = {
-        "channels": image.shape[3], "width": width, "bands": bands, "mask_fill": mask_fill, "lut_lo": select[2],
-        "key0": key0, "key1": key1, "geometry": geo is not None, "has_mask": has_mask,
-        "fill_selected": fill_selected, "zero_selected": zero_selected, "select_mode": select[0], "clip": clip,
-        "is_int": is_int, "shared_channels": shared, "lo": lo, "inv": inv, "span": span,
-        "qmax": np.iinfo(image.dtype).max if is_int else 0,
-    }  # fmt: skip
-    return np.array([tuple(values[name] for name in LAUNCH_DTYPE.names)], LAUNCH_DTYPE)
+    return record(
+        LAUNCH_DTYPE,
+        channels=image.shape[3], width=width, bands=bands, mask_fill=mask_fill, lut_lo=select[2],
+        key0=key0, key1=key1, geometry=geo is not None, has_mask=has_mask,
+        fill_selected=fill_selected, zero_selected=zero_selected, select_mode=select[0], clip=clip,
+        is_int=is_int, shared_channels=shared, lo=lo, inv=inv, span=span,
+        qmax=np.iinfo(image.dtype).max if is_int else 0,
+    )  # fmt: skip
 
 
 def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_image, out_mask) -> None:
