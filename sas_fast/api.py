@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import backends, layouts
-from .arrays import array_kind, device_of, from_backend, native, to_backend
+from .arrays import array_kind, copy_into, device_of, from_backend, native, to_backend
 from .layouts import AUTO
 from .plan import IMAGE_DTYPES, KINDS, MASK_DTYPES, GeometryPlan, NoisePlan, make_geometry, make_noise
 
@@ -239,7 +239,7 @@ def _finish(batch: _Batch, outputs: list[_Output]) -> list[Any]:
     results = []
     for output, dtype in zip(outputs, (batch.image.dtype, batch.mask_dtype)):
         if output.view is not None:
-            output.view[...] = to_backend(output.work, device_of(output.view))
+            copy_into(output.view, output.work)
         if output.given:
             results.append(output.result)
             continue

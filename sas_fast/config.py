@@ -350,14 +350,13 @@ class SASParams:
         n = _record_length(data.get("scale"))
         given = {**{name: [value] * n for name, value in FIELD_DEFAULTS.items()}, **data}
         fields = {name: _field(name, given[name], n, dtype, shape) for name, (dtype, shape) in PER_SAMPLE_FIELDS.items()}
-        fields["canvas"] = tuple(_field("canvas", data["canvas"], 2, np.int64, ())[i] for i in range(2))
+        fields["canvas"] = tuple(int(v) for v in _field("canvas", data["canvas"], 2, np.int64, ()))
         if min(fields["canvas"]) < 1:
             raise ValueError(f"params: canvas must be two positive integers, got {data['canvas']!r}")
         labels = data.get("labels")
         if labels is not None and not isinstance(labels, (list, tuple)):
             raise TypeError(f"params: labels must be null or a list of integer labels, got {labels!r}")
         fields["labels"] = None if labels is None else tuple(_field("labels", labels, len(labels), np.int64, ()).tolist())
-        fields["canvas"] = tuple(int(v) for v in fields["canvas"])
         return cls(**fields)
 
     def to_json(self) -> str:

@@ -51,13 +51,13 @@ SLOT_GEOMETRY = 0  # words: apply-scale coin, scale, offset y, offset x
 SLOT_NOISE = 1  # words: apply-noise coin, kind, sigma, peak
 
 
-def dtype_range(dtype: np.dtype, value_range: tuple[float, float] | None = None) -> tuple[float, float]:
-    """The intensity range ``(lo, hi)`` of SPEC §1 for ``dtype``."""
+def dtype_range(dtype: np.dtype) -> tuple[float, float]:
+    """The default intensity range ``(lo, hi)`` of SPEC §1 for ``dtype`` (a ``value_range`` replaces it)."""
     if dtype == np.uint8:
         return 0.0, 255.0
     if dtype == np.uint16:
         return 0.0, 65535.0
-    return (0.0, 1.0) if value_range is None else (float(value_range[0]), float(value_range[1]))
+    return 0.0, 1.0
 
 
 @dataclass(frozen=True)
