@@ -68,9 +68,8 @@ def plain(x: Any) -> Any:
 def move_channels(x: Any, source: int, destination: int) -> Any:
     """``x`` with axis ``source`` moved to ``destination``: a view (``np.moveaxis`` / ``torch.movedim``).
 
-    The one place where the adapters change layout: the core takes channel-last ``(H, W, C)`` /
-    ``(N, H, W, C)`` images.  When the core API takes a channel axis itself, the calls of this
-    helper are what to replace.
+    Images go to the core in their own layout (``channel_axis``); this is for what the core has
+    no layout for: albumentations' ``(H, W, K)`` stacks of masks.
     """
     if source == destination:
         return x
@@ -191,11 +190,12 @@ class Core:
         """Parameters for core labels ``(H, W)`` (one sample) or ``(N, H, W)`` and their ids."""
         return self.sas.params(plain(labels), ids)
 
-    def image(self, image: Any, labels: Any, params: SASParams) -> Any:
-        """``augment``'s image for a core image ``(H, W[, C])`` / ``(N, H, W, C)`` and its labels."""
+    def image(self, image: Any, labels: Any, params: SASParams, channel_axis: int | str = "auto") -> Any:
+        """``augment``'s image for ``image`` (``channel_axis`` as in :func:`sas_fast.augment`: e.g. 0
+        for ``(C, H, W)``, 1 for ``(N, C, H, W)``; the result comes back in that layout) and its labels."""
         out, _ = augment(
             plain(image), plain(labels), params, seed=self.sas.seed, value_range=self.sas.value_range,
-            backend=self.sas.backend,
+            backend=self.sas.backend, channel_axis=channel_axis,
         )
         return out
 

@@ -30,11 +30,9 @@ import numpy as np
 from ..config import SASConfig
 from ._common import (
     Core,
-    contiguous,
     draw_ids,
     labels_back,
     labels_for_core,
-    move_channels,
     plain,
     require,
     sample_ids,
@@ -146,7 +144,7 @@ class RandSASd(RandomizableTransform, MapTransform):
             else:
                 if x.ndim != 3:
                     raise ValueError(f"{key}: expected a channel-first 2-D image (C, H, W), got shape {tuple(x.shape)}")
-                out = contiguous(move_channels(self._core.image(move_channels(x, 0, -1), labels, record), -1, 0))
+                out = self._core.image(x, labels, record, channel_axis=0)
             d[key] = convert_to_dst_type(out, dst=value)[0] if isinstance(value, MetaTensor) else out
         if self.params_key is not None:
             d[self.params_key] = record.to_dict()

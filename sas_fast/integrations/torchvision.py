@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SASConfig
-from ._common import Core, contiguous, labels_back, labels_for_core, move_channels, plain, require, sample_ids
+from ._common import Core, labels_back, labels_for_core, plain, require, sample_ids
 
 torch = require("torch", "torchvision", "sas_fast.integrations.torchvision")
 require("torchvision", "torchvision", "sas_fast.integrations.torchvision")
@@ -163,8 +163,7 @@ class SAS(v2.Transform):
         if image.ndim != (4 if batched else 3):
             want = "(N, C, H, W)" if batched else "(C, H, W)"
             raise ValueError(f"image: expected {want} like the sample's first image, got shape {tuple(image.shape)}")
-        out = self._core.image(move_channels(image, -3, -1), params["labels"], params["sas_params"])
-        return contiguous(move_channels(out, -1, -3))
+        return self._core.image(image, params["labels"], params["sas_params"], channel_axis=1 if batched else 0)
 
     def _mask(self, mask: Any, params: dict[str, Any]) -> Any:
         batched = params["batched"]
