@@ -108,14 +108,19 @@ def assert_every_instance_without_fma(ptx: str) -> None:
     assert not re.search(r"\b(fma|mad)(\.rn)?(\.ftz)?(\.sat)?\.f32\b", ptx)
 
 
-def test_source_refuses_to_compile_without_the_python_constants(tmp_path):
+def _syntax_check(tmp_path, defines: list[str]) -> subprocess.CompletedProcess:
+    """g++'s syntax check of the kernel file (through the host shim) with these ``-D`` defines."""
     gxx = host_backend.compiler()
     if gxx is None:
         pytest.skip("g++ is not installed")
-    unit = tmp_path / "bare.cpp"
+    unit = tmp_path / "unit.cpp"
     unit.write_text(f'#include "cuda_shim.h"\n#include "{cuda.KERNEL_FILE}"\n')
-    cmd = [gxx, "-std=c++17", "-fsyntax-only", f"-I{host_backend.SHIM_DIR}", f"-I{cuda.SOURCE_DIR}", str(unit)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [gxx, "-std=c++17", "-fsyntax-only", f"-I{host_backend.SHIM_DIR}", f"-I{cuda.SOURCE_DIR}", *defines, str(unit)]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_source_refuses_to_compile_without_the_python_constants(tmp_path):
+    result = _syntax_check(tmp_path, [])
     assert result.returncode != 0 and "sas_fast.fmath.COEFFS" in result.stderr
 
 
@@ -130,16 +135,10 @@ def test_defines_carry_the_python_constants_exactly():
 
 
 def test_source_refuses_to_compile_when_a_record_size_differs(tmp_path):
-    gxx = host_backend.compiler()
-    if gxx is None:
-        pytest.skip("g++ is not installed")
-    unit = tmp_path / "sizes.cpp"
-    unit.write_text(f'#include "cuda_shim.h"\n#include "{cuda.KERNEL_FILE}"\n')
     sizes = ("-DSAS_LAUNCH_BYTES=", "-DSAS_SAMPLE_BYTES=")
     defines = [d for d in cuda.compile_defines() if not d.startswith(sizes)]
     defines += [f"-DSAS_LAUNCH_BYTES={cuda.LAUNCH_DTYPE.itemsize + 8}", f"-DSAS_SAMPLE_BYTES={SAMPLE_DTYPE.itemsize - 4}"]
-    cmd = [gxx, "-std=c++17", "-fsyntax-only", f"-I{host_backend.SHIM_DIR}", f"-I{cuda.SOURCE_DIR}", *defines, str(unit)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = _syntax_check(tmp_path, defines)
     assert result.returncode != 0
     assert "LaunchRecord differs from LAUNCH_DTYPE" in result.stderr and "SampleParams differs" in result.stderr
 

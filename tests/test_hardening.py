@@ -99,7 +99,7 @@ def test_memory_check_counts_image_and_mask_together(pair, monkeypatch):
 
 
 def test_a_canvas_whose_size_wraps_is_refused():
-    with pytest.raises((ValueError, MemoryError), match="canvas|results need"):
+    with pytest.raises(ValueError, match=r"canvas: expected \(Ho, Wo\) integers in \[1, 2147483647\]"):
         sas_fast.rescale_paste(np.zeros((1, 4, 4), np.uint8), scale=1.0, canvas=(2**31, 2**31), channel_axis=None)
     with pytest.raises(MemoryError, match="results need"):
         sas_fast.rescale_paste(np.zeros((1, 4, 4), np.uint8), scale=1.0, canvas=(2**31 - 1, 2**31 - 1), channel_axis=None)
