@@ -25,6 +25,7 @@ from .arrays import to_host
 from .geometry import INTERPOLATIONS, centre_offsets, nearest_taps, random_offsets, ratios, thumbnail_sides
 from .philox import seed_to_key, uniform_from_word
 from .plan import KINDS, SLOT_GEOMETRY, SLOT_NOISE, param_words
+from .records import MAX_POLICY_KINDS, POLICY_DTYPE, record
 from .plan import sample_ids as _sample_ids
 
 __all__ = ["SASConfig", "SASParams"]
@@ -70,6 +71,8 @@ class SASConfig:
                 raise TypeError(f"{name}: expected a probability in [0, 1] (a number), got {value!r}")
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: expected a probability in [0, 1], got {value!r}")
+            # a plain float: coins compare in float32 (a NumPy float64 would make NumPy compare in float64)
+            object.__setattr__(self, name, float(value))
         _check_range("scale_range", self.scale_range, low=0.0, open_low=True)
         _check_range("sigma_range", self.sigma_range, low=0.0, open_low=False)
         _check_range("peak_range", self.peak_range, low=0.0, open_low=True)
@@ -141,7 +144,7 @@ class SASConfig:
         n = int(n)
         if n < 0:
             raise ValueError(f"n: expected a count >= 0, got {n}")
-        reads_labels = self.source == "roi" or self.min_object_pixels is not None
+        reads_labels = self.reads_labels
         if masks is not None:
             dims = tuple(masks.shape) if hasattr(masks, "shape") else np.shape(masks)
             dims = (1, *dims) if len(dims) == 2 else dims
@@ -190,15 +193,13 @@ class SASConfig:
             offset = random_offsets(geo[:, 2:], (height, width), thumb)
         offset[~rescaled] = 0
 
-        names = list(self.noise)
-        weights = np.array([self.noise[k] for k in names], dtype=np.float64)
-        cumulative = np.cumsum(weights / weights.sum())
+        names, cumulative = self._kind_table()
         pick = np.minimum(np.searchsorted(cumulative, u_kind, side="right"), len(names) - 1)
         kinds = np.where(u_noise < self.p_noise, np.array(names, dtype=object)[pick], "none")
         s_lo, s_hi = self.sigma_range
         sigma = s_lo + (s_hi - s_lo) * u_sigma
         p_lo, p_hi = self.peak_range
-        peak = p_lo * (p_hi / p_lo) ** u_peak  # log-uniform; exact if lo == hi
+        peak = log_uniform(p_lo, p_hi, u_peak)
         return SASParams(
             sample_ids=sids.astype(np.int64),
             scale=scale,
@@ -211,6 +212,54 @@ class SASConfig:
             labels=self.labels,
             interpolation=np.full(n, self.interpolation, dtype=object),
         )
+
+
+    @property
+    def reads_labels(self) -> bool:
+        """Whether sampling reads the masks' labels (``source="roi"`` or ``min_object_pixels``)."""
+        return self.source == "roi" or self.min_object_pixels is not None
+
+    def _kind_table(self) -> tuple[list[str], np.ndarray]:
+        """The noise kinds in the config's order and their normalised cumulative weights (float64)."""
+        names = list(self.noise)
+        weights = np.array([self.noise[k] for k in names], dtype=np.float64)
+        return names, np.cumsum(weights / weights.sum())
+
+    def policy_record(self) -> np.ndarray:
+        """This policy as the compiled sampler reads it: one ``records.POLICY_DTYPE`` record.
+
+        Only for policies that read no labels (:attr:`reads_labels` false); the compiled sampler
+        draws exactly what :meth:`sample` draws (tests/test_percall.py).
+        """
+        if self.reads_labels:
+            raise ValueError("policy_record: source='roi' and min_object_pixels read the masks; only sample() draws them")
+        names, cumulative = self._kind_table()
+        kinds = np.zeros(MAX_POLICY_KINDS, np.int32)
+        kinds[: len(names)] = [KINDS[k] for k in names]
+        padded = np.ones(MAX_POLICY_KINDS)
+        padded[: len(names)] = cumulative
+        return record(
+            POLICY_DTYPE,
+            p_scale=np.float32(self.p_scale), p_noise=np.float32(self.p_noise),
+            scale_lo=self.scale_range[0], scale_hi=self.scale_range[1],
+            sigma_lo=self.sigma_range[0], sigma_hi=self.sigma_range[1],
+            peak_lo=self.peak_range[0], peak_hi=self.peak_range[1],
+            center=self.placement == "center", interpolation=INTERPOLATIONS[self.interpolation],
+            n_kinds=len(names), kinds=kinds, cumulative=padded,
+        )  # fmt: skip
+
+
+def log_uniform(lo: float, hi: float, u: np.ndarray) -> np.ndarray:
+    """``lo * (hi / lo) ** u`` in float64 (SPEC §5's log-uniform peak), with the C library's ``pow``.
+
+    NumPy's own ``power`` loop (SIMD, chosen by the CPU's instruction set) differs from the C
+    library's in the last bit for about 5 % of values, so the peaks would depend on the machine and
+    differ from the compiled sampler's (Numba calls the C library).  ``lo == hi`` gives ``lo`` exactly.
+    """
+    if lo == hi:
+        return np.full(len(u), lo)
+    ratio = hi / lo
+    return np.array([lo * math.pow(ratio, v) for v in u.tolist()], dtype=np.float64)
 
 
 def _check_range(name: str, value: Any, *, low: float, open_low: bool) -> None:

@@ -9,6 +9,10 @@ dtype.  :func:`pack_samples` fills it from the validated plans (``sas_fast.plan`
 which a small kernel writes on the device before the main kernel reads them: per sample, one
 entry per thumbnail row of an axis that area interpolation shrinks (SPEC §2b), then one per
 column; :func:`area_entries` counts them and ``SampleParams.taps`` is where a sample's begin.
+
+:data:`POLICY_DTYPE` is a label-free :class:`sas_fast.SASConfig` as the Numba backend's compiled
+sampler reads it (``SASConfig.policy_record``), and :data:`INPUT_CHECK_DTYPE` the input checks of
+``sas_fast.api`` that the one-sample path (``sas_fast.percall``) runs inside its compiled call.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 from .geometry import is_area_axis
 from .plan import KINDS, GeometryPlan, NoisePlan
 
-__all__ = ["AREA_TAP_DTYPE", "SAMPLE_DTYPE", "area_entries", "pack_samples", "record"]
+__all__ = ["AREA_TAP_DTYPE", "INPUT_CHECK_DTYPE", "POLICY_DTYPE", "SAMPLE_DTYPE", "area_entries", "pack_samples", "record"]
 
 #: One sample's parameters (16 little-endian words, C layout): crop box, thumbnail size, paste
 #: offset, float32 ratios, noise kind code, sigma, peak, global sample id, image interpolation
@@ -43,6 +47,33 @@ assert SAMPLE_DTYPE.itemsize == 64
 AREA_TAP_DTYPE = np.dtype(
     [("first", "<i4"), ("count", "<i4"), ("w_first", "<f4"), ("w_mid", "<f4"), ("w_last", "<f4")], align=True
 )
+
+#: Most noise kinds a policy can weigh (speckle, gaussian, poisson; one slot of padding).
+MAX_POLICY_KINDS = 4
+
+#: A policy that reads no labels (``source="image"``, no ``min_object_pixels``), as SPEC §5 draws
+#: it: float32 coin thresholds (coins compare in float32), float64 ranges, the placement, the
+#: image interpolation code, and the noise kinds' codes with their normalised cumulative weights
+#: (float64, as ``numpy.cumsum`` gives them).
+POLICY_DTYPE = np.dtype(
+    [
+        ("p_scale", "<f4"), ("p_noise", "<f4"),
+        ("scale_lo", "<f8"), ("scale_hi", "<f8"),
+        ("sigma_lo", "<f8"), ("sigma_hi", "<f8"),
+        ("peak_lo", "<f8"), ("peak_hi", "<f8"),
+        ("center", "<i4"),  # 1: placement "center", 0: "random"
+        ("interpolation", "<i4"),
+        ("n_kinds", "<i4"),
+        ("kinds", "<i4", (MAX_POLICY_KINDS,)),  # KINDS codes in the config's order
+        ("cumulative", "<f8", (MAX_POLICY_KINDS,)),
+    ],
+    align=True,
+)  # fmt: skip
+
+#: The input checks of ``sas_fast.api`` for one call: ``finite`` (float32 images: every pixel
+#: finite) and ``in_range`` (pixels that get noise lie in ``[lo, hi]``, the float32 ends of the
+#: value range: ``api.range_bounds``).
+INPUT_CHECK_DTYPE = np.dtype([("finite", "<i4"), ("in_range", "<i4"), ("lo", "<f4"), ("hi", "<f4")], align=True)
 
 _KIND_NONE = KINDS["none"]
 
