@@ -248,6 +248,15 @@ def _finish(batch: _Batch, outputs: list[_Output]) -> list[Any]:
     return results
 
 
+def range_bounds(dtype: np.dtype, noise: NoisePlan) -> tuple[float, float] | None:
+    """The bounds ``(lo, hi)`` that pixels getting noise must lie in (float32 values, as floats), or
+    None when no pixel can leave them (``clip=False``, or an unsigned dtype's own full range)."""
+    lo, hi = float(noise.lo), float(np.float32(noise.lo + noise.span))
+    if not noise.clip or (dtype.kind == "u" and (lo, hi) == (0.0, float(np.iinfo(dtype).max))):
+        return None
+    return lo, hi
+
+
 def _check_range(batch: _Batch, noise: NoisePlan) -> None:
     """SPEC §3 "Intensity range": pixels that get noise must lie in the value range (unless
     ``clip=False``), an error rather than a silent clip.  Checked on the input: the pixels whose
@@ -255,11 +264,10 @@ def _check_range(batch: _Batch, noise: NoisePlan) -> None:
     batch decides the common case; only a batch that leaves the range is looked at sample by sample.
     """
     image, xp = batch.image, batch.xp
-    lo, hi = float(noise.lo), float(np.float32(noise.lo + noise.span))
-    if not noise.clip or not image.size or not (noise.kind != KINDS["none"]).any():
+    bounds = range_bounds(image.dtype, noise)
+    if bounds is None or not image.size or not (noise.kind != KINDS["none"]).any():
         return
-    if image.dtype.kind == "u" and (lo, hi) == (0.0, float(np.iinfo(image.dtype).max)):
-        return  # the dtype's own range: nothing can lie outside it
+    lo, hi = bounds
     if lo <= float(image.min()) and float(image.max()) <= hi:
         return
     labels = None if noise.labels is None else xp.asarray(noise.labels)

@@ -20,12 +20,17 @@ from typing import Any
 
 import numpy as np
 
+from . import percall
 from .api import augment
 from .arrays import to_host
 from .config import SASConfig, SASParams
 from .philox import seed_to_key
 
 __all__ = ["SAS"]
+
+_UNPLANNED = object()
+#: One-sample plans kept per transform (one per input shape and dtype seen).
+_MAX_PLANS = 64
 
 
 class SAS:
@@ -66,6 +71,19 @@ class SAS:
         self.channel_axis = channel_axis
         self.channels = channels
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # the one-sample plans are built from these attributes: any change drops them
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "_plans", {})
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_plans"}  # plain values only
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        object.__setattr__(self, "_plans", {})
+
     def __repr__(self) -> str:
         return f"SAS({self.config!r}, seed={self.seed}, backend={self.backend!r})"
 
@@ -88,7 +106,28 @@ class SAS:
             raise ValueError(f"mask: expected one (H, W) or (1, H, W) label mask, got shape {getattr(mask, 'shape', None)}")
         if len(getattr(image, "shape", ())) not in (2, 3):
             raise ValueError(f"image: expected one (H, W), (H, W, C) or (C, H, W) image, got shape {getattr(image, 'shape', None)}")
-        return self._apply(image, mask, self.params(mask, [_one_id(sample_id)]), return_params)
+        sid = _one_id(sample_id)
+        if not return_params:
+            served = self._one_sample(image, mask, sid)
+            if served is not None:
+                return {"image": served[0], "mask": served[1]}
+        return self._apply(image, mask, self.params(mask, [sid]), return_params)
+
+    def _one_sample(self, image: Any, mask: Any, sid: int) -> tuple[Any, Any] | None:
+        """The call through ``sas_fast.percall`` (one compiled call), or None where it does not serve."""
+        if type(image) is not np.ndarray or type(mask) is not np.ndarray:
+            return None
+        key = (image.shape, image.dtype, mask.shape, mask.dtype)
+        plans = self._plans
+        plan = plans.get(key, _UNPLANNED)
+        if plan is _UNPLANNED:
+            if len(plans) >= _MAX_PLANS:  # e.g. a dataset of many image sizes: keep the memory bounded
+                plans.clear()
+            plan = percall.build(self, image, mask)
+            if plan is percall.NOT_NOW:
+                return None
+            plans[key] = plan
+        return None if plan is None else plan(image, mask, sid)
 
     def batch(self, images: Any, masks: Any, sample_ids: Any = None, *, return_params: bool = False) -> dict[str, Any]:
         """Augment a collated batch ``(N, H, W[, C])`` / ``(N, H, W)`` with per-sample parameters.

@@ -6,7 +6,9 @@ Each backend module exposes the same three functions over validated plans (``sas
     noise_in_mask(image, mask, noise, out_image)
     augment(image, mask, geo, noise, out_image, out_mask)
 
-and ``DEVICE`` (``"cpu"`` for NumPy arrays, ``"cuda"`` for CuPy arrays).
+and ``DEVICE`` (``"cpu"`` for NumPy arrays, ``"cuda"`` for CuPy arrays).  A backend may also
+expose ``bind_augment`` (same arguments, returns a callable that runs the compiled kernel alone):
+the benchmarks time it as the bare kernel.
 """
 
 from __future__ import annotations

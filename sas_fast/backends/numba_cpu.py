@@ -20,6 +20,8 @@ x mask dtype (x read-only inputs); the noise loops are compiled once for all of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numba import njit, prange
 
@@ -32,8 +34,9 @@ from ._numba_geometry import area_pass, area_rows, axis_tap, fill_row, horizonta
 from ._numba_geometry import nearest_row, nearest_tap, vertical_blend, vertical_taps, x_area_tables, x_tables
 from ._numba_noise import BATCH, NOISE_BATCH_ADDRESS, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, flush, new_batch, queue_row
 from ._numba_noise import selection_flags
+from ._numba_policy import DRAW_OK, draw_sample
 
-__all__ = ["DEVICE", "augment", "noise_in_mask", "rescale_paste"]
+__all__ = ["DEVICE", "augment", "bind_augment", "draw_and_check", "noise_in_mask", "rescale_paste"]
 
 DEVICE = "cpu"
 
@@ -265,6 +268,81 @@ def _kernel_parallel(launch, samples, image, mask, out_image, out_mask, fill, lu
         _task(task, launch, samples, image, mask, out_image, out_mask, fill, lut, labels, run_fn)
 
 
+@njit(cache=True, error_model="numpy")
+def _all_finite(flat):
+    """Whether every value of the 1-D array ``flat`` is finite (one vectorised pass, no early exit)."""
+    bad = np.uint8(0)
+    for k in range(flat.shape[0]):
+        bad |= np.uint8(flat[k] * np.float32(0) != 0)  # inf * 0 and NaN * 0 are NaN
+    return bad == 0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _row_out_of_range(selected, row, width, channels, lo, hi):
+    """Whether a pixel ``x`` of ``row`` with ``selected[x] != 0`` lies outside ``[lo, hi]`` (no early
+    exit: one vectorised pass for one channel)."""
+    bad = False
+    if channels == 1:
+        for x in range(width):
+            v = np.float32(row[x])
+            bad |= (selected[x] != 0) & ((v < lo) | (v > hi))
+    else:
+        for x in range(width):
+            chosen = selected[x] != 0
+            for c in range(channels):
+                v = np.float32(row[x * channels + c])
+                bad |= chosen & ((v < lo) | (v > hi))
+    return bad
+
+
+@njit(cache=True, error_model="numpy")
+def _in_range(image_i, mask_i, channels, mode, lut, lut_lo, labels, lo, hi):
+    """Whether every selected pixel of one sample (``image_i`` ``(H, W*C)``, ``mask_i`` ``(H, W)``)
+    lies in ``[lo, hi]``: float32 bounds (``api.range_bounds``: the value range's float32 ends), so
+    comparing in float32 is exact, as ``api._check_range``'s float64 comparison (every uint8, uint16
+    and float32 pixel value is a float32 value)."""
+    width = mask_i.shape[1]
+    flags = np.empty((width + 7) // 8 * 8, np.uint8)
+    for y in range(mask_i.shape[0]):
+        if mode == SELECT_NONZERO:
+            bad = _row_out_of_range(mask_i[y], image_i[y], width, channels, lo, hi)
+        else:
+            selection_flags(mask_i[y], np.int64(0), width, mode, lut, lut_lo, labels, flags)
+            bad = _row_out_of_range(flags, image_i[y], width, channels, lo, hi)
+        if bad:
+            return False
+    return True
+
+
+#: :func:`draw_and_check`'s results besides ``_numba_policy.DRAW_OK`` / ``DRAW_REFUSED``.
+INPUT_NOT_FINITE = 2
+INPUT_OUT_OF_RANGE = 3
+
+
+@njit(cache=True, error_model="numpy")
+def draw_and_check(policy, checks, sid, launch, samples, image, mask, lut, labels):
+    """The one-sample path's first step (``sas_fast.percall``; :func:`_kernel_serial` is the second):
+    draw sample ``sid``'s parameters from ``policy`` into ``samples[0]``, then run the input checks
+    of ``checks`` (an ``INPUT_CHECK_DTYPE`` record).  Returns ``DRAW_OK``, or why the kernel must
+    not run (``DRAW_REFUSED``, :data:`INPUT_NOT_FINITE`, :data:`INPUT_OUT_OF_RANGE`): the general
+    path then decides and raises its error.  Other arguments as :func:`_kernel_serial`.
+
+    A separate compiled function, not a kernel of its own: a second entry around ``_task`` would
+    compile the whole kernel again for every dtype pair.
+    """
+    L, C = launch[0], checks[0]
+    height, width = image.shape[1], image.shape[2] // L.channels
+    status = draw_sample(policy, L.key0, L.key1, sid, height, width, samples)
+    if status != DRAW_OK:
+        return status
+    if C.finite != 0 and not _all_finite(image.reshape(-1)):
+        return INPUT_NOT_FINITE
+    if C.in_range != 0 and samples[0].kind != _KIND_NONE:
+        if not _in_range(image[0], mask[0], L.channels, L.select_mode, lut, L.lut_lo, labels, C.lo, C.hi):
+            return INPUT_OUT_OF_RANGE
+    return DRAW_OK
+
+
 # ----------------------------------------------------------------------------- host side
 
 
@@ -321,16 +399,12 @@ def _launch_record(image, geo: GeometryPlan | None, noise: NoisePlan | None, wid
     )  # fmt: skip
 
 
-def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_image, out_mask) -> None:
-    """Launch a kernel: geometry if ``geo`` is given (else a copy), then noise if ``noise`` is given.
-
-    Calls over fewer than ``threads.PARALLEL_MIN_PIXELS`` canvas values, or allowed one thread
-    (``sas_fast.threads``), run :func:`_kernel_serial`; the others :func:`_kernel_parallel`.
-    """
+def _bind(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_image, out_mask) -> Callable[[], None]:
+    """A kernel launch with every argument built and bound (see :func:`_run`)."""
     n, height, width, channels = image.shape
     ho, wo = out_image.shape[1:3]
     if n == 0 or ho == 0 or wo == 0:
-        return
+        return _nothing
     # The kernel writes flat rows: compute into contiguous buffers, copy back if the caller's are not.
     dst_image = np.ascontiguousarray(out_image)
     dst_mask = None if out_mask is None else np.ascontiguousarray(out_mask)
@@ -344,15 +418,38 @@ def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_ima
         launch, samples, np.ascontiguousarray(image).reshape(n, height, width * channels), _kernel_mask(mask, None),
         dst_image.reshape(n, ho, wo * channels), _kernel_mask(dst_mask, mask), fill, select[1], select[3], NOISE_BATCH_ADDRESS,
     )  # fmt: skip
-    if threads == 1:
-        _kernel_serial(*args)
-    else:
-        with parallel_section(threads):
-            _kernel_parallel(*args)
-    if dst_image is not out_image:
-        out_image[...] = dst_image
-    if dst_mask is not out_mask:
-        out_mask[...] = dst_mask
+
+    def run() -> None:
+        if threads == 1:
+            _kernel_serial(*args)
+        else:
+            with parallel_section(threads):
+                _kernel_parallel(*args)
+        if dst_image is not out_image:
+            out_image[...] = dst_image
+        if dst_mask is not out_mask:
+            out_mask[...] = dst_mask
+
+    return run
+
+
+def _nothing() -> None:
+    """The launch of an empty call."""
+
+
+def _run(image, mask, geo: GeometryPlan | None, noise: NoisePlan | None, out_image, out_mask) -> None:
+    """Launch a kernel: geometry if ``geo`` is given (else a copy), then noise if ``noise`` is given.
+
+    Calls over fewer than ``threads.PARALLEL_MIN_PIXELS`` canvas values, or allowed one thread
+    (``sas_fast.threads``), run :func:`_kernel_serial`; the others :func:`_kernel_parallel`.
+    """
+    _bind(image, mask, geo, noise, out_image, out_mask)()
+
+
+def bind_augment(image, mask, geo: GeometryPlan, noise: NoisePlan, out_image, out_mask) -> Callable[[], None]:
+    """:func:`augment` with its launch records built now: calling the result runs the compiled
+    kernel alone (the benchmarks' "bare kernel"; the outputs must stay the same arrays)."""
+    return _bind(image, mask, geo, noise, out_image, out_mask)
 
 
 def rescale_paste(image, mask, geo: GeometryPlan, out_image, out_mask) -> None:
