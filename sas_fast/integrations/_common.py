@@ -185,10 +185,26 @@ class Core:
         value_range: tuple[float, float] | None,
     ) -> None:
         self.sas = _CoreSAS(as_config(config), seed=sas_seed, backend=backend, value_range=value_range)
+        self._recorded: tuple[dict[str, Any], SASParams] | None = None
 
     def params(self, labels: Any, ids: np.ndarray) -> SASParams:
         """Parameters for core labels ``(H, W)`` (one sample) or ``(N, H, W)`` and their ids."""
         return self.sas.params(plain(labels), ids)
+
+    def params_dict(self, labels: Any, ids: np.ndarray) -> dict[str, Any]:
+        """:meth:`params` as ``SASParams.to_dict()`` (JSON-ready), for frameworks that carry plain data."""
+        record = self.params(labels, ids)
+        data = record.to_dict()
+        self._recorded = (data, record)  # one tuple: a thread sees a whole pair or another whole pair
+        return data
+
+    def record(self, data: dict[str, Any]) -> SASParams:
+        """``SASParams.from_dict(data)``; the record itself when ``data`` is the dict :meth:`params_dict`
+        just made (the same call's targets: no second validation of what was sampled, ~0.1 ms each)."""
+        recorded = self._recorded
+        if recorded is not None and recorded[0] is data:
+            return recorded[1]
+        return SASParams.from_dict(data)
 
     def image(self, image: Any, labels: Any, params: SASParams, channel_axis: int | str = "auto") -> Any:
         """``augment``'s image for ``image`` (``channel_axis`` as in :func:`sas_fast.augment`: e.g. 0

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import SASConfig, SASParams
+from ..config import SASConfig
 from ._common import Core, contiguous, draw_ids, labels_back, labels_for_core, move_channels, require, sample_ids
 
 require("albumentations", "albumentations", "sas_fast.integrations.albumentations")
@@ -112,8 +112,7 @@ class SAS(DualTransform):
                     "(or sample_id_key=None to draw on purpose, without this warning)",
                     stacklevel=2,
                 )
-        record = self._core.params(labels, ids)
-        return {"sas_params": record.to_dict(), "sample_id": int(ids[0]), "sample_id_drawn": drawn}
+        return {"sas_params": self._core.params_dict(labels, ids), "sample_id": int(ids[0]), "sample_id_drawn": drawn}
 
     def apply_with_params(self, params: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Run the targets with ``params`` plus the call's own label mask.
@@ -129,10 +128,10 @@ class SAS(DualTransform):
     def apply(self, img: np.ndarray, sas_params: dict[str, Any], labels: np.ndarray, **params: Any) -> np.ndarray:
         if img.ndim not in (2, 3):
             raise ValueError(f"image: expected (H, W) or (H, W, C), got shape {img.shape}")
-        return self._core.image(img, labels, SASParams.from_dict(sas_params))
+        return self._core.image(img, labels, self._core.record(sas_params))
 
     def apply_to_mask(self, mask: np.ndarray, sas_params: dict[str, Any], **params: Any) -> np.ndarray:
-        record = SASParams.from_dict(sas_params)
+        record = self._core.record(sas_params)
         core = labels_for_core(mask, "mask")
         if core.ndim == 2:
             out = self._core.geometry(core, record)
