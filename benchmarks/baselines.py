@@ -581,8 +581,9 @@ def _call_augment(backend: str) -> Callable[[Workload], Call]:
 
 
 def _call_kernel(backend: str) -> Callable[[Workload], Call]:
-    """The backend's ``augment(image4, mask3, geo, noise, out_image, out_mask)`` on plans made beforehand
-    (``sas_fast.plan.make_geometry`` / ``make_noise``, as ``sas_fast.augment`` makes them): the kernel alone."""
+    """The backend's compiled kernel alone: ``bind_augment(image4, mask3, geo, noise, out_image, out_mask)``
+    (its launch records built beforehand too) where the backend has it, else its ``augment``, on plans made
+    beforehand (``sas_fast.plan.make_geometry`` / ``make_noise``, as ``sas_fast.augment`` makes them)."""
 
     def build(wl: Workload) -> Call:
         from sas_fast.plan import make_geometry, make_noise
@@ -604,6 +605,15 @@ def _call_kernel(backend: str) -> Callable[[Workload], Call]:
         out_image, out_mask = np.ones((1, ho, wo, 1), dtype), np.ones((1, ho, wo), wl.masks.dtype)
         views = out_image[0, :, :, 0], out_mask[0]
         n = wl.n
+        bind = getattr(impl, "bind_augment", None)
+        if bind is not None:
+            launches = [bind(*plan, out_image, out_mask) for plan in plans]
+
+            def call(k: int) -> Outputs:
+                launches[k % n]()
+                return views
+
+            return call
 
         def call(k: int) -> Outputs:
             image4, mask3, geo, noise = plans[k % n]
@@ -698,7 +708,7 @@ def _per_call_rows() -> list[PerCall]:
             ),
             PerCall(
                 f"kernel-{name}", f"sas_fast bare kernel ({name})", _call_kernel(name), "exact", "kernel", name,
-                note="the backend's augment() on prebuilt plans: no validation, no dispatch, no allocation",
+                note="the compiled kernel alone on prebuilt launch records (bind_augment; else the backend's augment() on prebuilt plans)",
             ),
         ]
     return rows + [
@@ -801,6 +811,16 @@ class _AlbumentationsItem:
         return np.ascontiguousarray(result["image"]), np.ascontiguousarray(result["mask"])
 
 
+class _CopyItem:
+    """No augmentation: item ``index`` copied out (what every transform's output costs the DataLoader)."""
+
+    def __init__(self, wl: Workload) -> None:
+        pass
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, index: int) -> Outputs:
+        return image.copy(), mask.copy()
+
+
 #: The DataLoader suite's contenders (issue 10).
 LOADER: list[LoaderContender] = [
     LoaderContender(
@@ -810,6 +830,10 @@ LOADER: list[LoaderContender] = [
     LoaderContender(
         "albumentations", "albumentations RandomScale + PadIfNeeded + CenterCrop + MultiplicativeNoise",
         _AlbumentationsItem, False, note="noises the WHOLE image, not the mask; own random state per worker",
+    ),
+    LoaderContender(
+        "no-augmentation", "no augmentation (item copied)", _CopyItem, True,
+        note="the DataLoader's own cost per sample (indexing, collate, worker IPC): a floor for every transform",
     ),
 ]
 

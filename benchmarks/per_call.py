@@ -6,8 +6,9 @@ warmed up with one round (JIT cache load, page faults), then timed for ``repeats
 thread (Numba, sas_fast and OpenCV set to 1, said in the heading).  A row reports the median time
 per call (and the min-max over the rounds), calls/s and its speed-up over albumentations; the
 outputs of the first calls are checked against the NumPy reference (``baselines.check``).  The
-``overhead`` rows are SAS transform minus bare kernel per backend (and its two parts), with the
-min-max of the per-round differences: what a user pays around the kernel on every call.
+``overhead`` rows are SAS transform minus bare kernel per backend (what a user pays around the
+kernel on every call) and ``augment`` with prebuilt parameters minus bare kernel (the general
+path's validation and plans), with the min-max of the per-round differences.
 
 Used by ``python -m benchmarks.compare --suite per-call``.
 """
@@ -153,9 +154,10 @@ def _table(wl: Workload, calls: int, rows: list[Row]) -> tuple[list[str], dict]:
         parts = {role: by_key.get(f"{prefix}-{backend}") for role, prefix in
                  (("transform", "sas"), ("augment", "augment"), ("kernel", "kernel"))}
         for label, a, b, what in (
-            ("overhead µs: SAS transform − bare kernel", "transform", "kernel", "all a user pays around the kernel"),
-            ("  of which SAS transform − augment", "transform", "augment", "sampling the params, allocating outputs"),
-            ("  of which augment − bare kernel", "augment", "kernel", "validation, plans, dispatch"),
+            ("overhead µs: SAS transform − bare kernel", "transform", "kernel",
+             "all a user pays around the kernel: drawing the params, input checks, outputs (the one-sample path)"),
+            ("overhead µs: augment, prebuilt params − bare kernel", "augment", "kernel",
+             "sas_fast.augment's validation, plans, launch records and dispatch"),
         ):
             if parts[a] is None or parts[b] is None:
                 continue

@@ -60,7 +60,7 @@ def test_tiny_suites_run_end_to_end_and_their_checks_pass(tmp_path, capsys):
         return
     (loader,) = raw["dataloader"]
     rows = {(r["key"], r["workers"]): r for r in loader["rows"]}
-    assert set(rows) == {(key, w) for key in ("sas_fast", "albumentations") for w in (0, 2)}
+    assert set(rows) == {(key, w) for key in ("sas_fast", "albumentations", "no-augmentation") for w in (0, 2)}
     for row in rows.values():
         assert "failed" not in row, row
         assert row["problems"] == [] and len(row["times_s"]) == 2
