@@ -5,9 +5,10 @@ plans (``sas_fast.plan``) and packs the kernel's records: some 60 NumPy operatio
 arrays, about 100 µs, as long as the kernel itself at 256².  All of that but the sample's own
 parameters depends only on the transform and on the input's shape and dtype, so :func:`build`
 computes it once per shape, through the general path's own checks and builders, and a call is
-then two compiled calls: ``backends.numba_cpu.draw_and_check`` draws the sample's parameters
-(``backends._numba_policy.draw_sample``, SPEC §5) and runs the input checks of ``sas_fast.api``,
-then the fused serial kernel runs (``numba_cpu._kernel_serial``, as in the general path).
+then compiled calls only: ``backends._numba_policy.draw_sample`` draws the sample's parameters
+straight into its kernel record (SPEC §5), ``backends.numba_cpu.check_inputs`` runs the input
+checks of ``sas_fast.api`` where the call needs any (float32 images, integer value sub-ranges),
+and the fused serial kernel runs (``numba_cpu._kernel_serial``, as in the general path).
 
 It serves the calls the general path sends to the serial Numba kernel: NumPy arrays, C-contiguous
 and aligned; an ``(H, W)``, ``(H, W, C)`` or ``(1, H, W)`` image with an ``(H, W)`` or ``(1, H, W)`` mask of a
@@ -43,12 +44,13 @@ class OneSample:
     arrays in the caller's shapes and dtypes, or None where the general path must decide.
     """
 
-    __slots__ = ("_bool_mask", "_check_threads", "_checks", "_draw", "_dtype", "_image3", "_image_shape", "_kernel",
-                 "_launch", "_mask3", "_mask_dtype", "_mask_shape", "_policy", "_tail")  # fmt: skip
+    __slots__ = ("_bool_mask", "_check", "_check_threads", "_checks", "_draw", "_dtype", "_image3", "_image_shape",
+                 "_kernel", "_key", "_launch", "_mask3", "_mask_dtype", "_mask_shape", "_policy", "_tail")  # fmt: skip
 
     def __init__(self, transform: SAS, image: np.ndarray, mask: np.ndarray) -> None:
         from .backends import numba_cpu
         from .backends._numba_noise import NOISE_BATCH_ADDRESS
+        from .backends._numba_policy import draw_sample
 
         config = transform.config
         batch = api._prepare(image, mask, transform.backend, mask_required=True, channel_axis=transform.channel_axis)
@@ -65,12 +67,15 @@ class OneSample:
         _, height, width, channels = batch.image.shape
         select = numba_cpu._selection(noise.labels)
         bounds = api.range_bounds(batch.image.dtype, noise)
-        self._draw, self._kernel = numba_cpu.draw_and_check, numba_cpu._kernel_serial
+        self._draw, self._kernel = draw_sample, numba_cpu._kernel_serial
         self._policy = config.policy_record()
+        finite = batch.image.dtype == np.float32
         self._checks = record(
-            INPUT_CHECK_DTYPE, finite=batch.image.dtype == np.float32, in_range=bounds is not None,
+            INPUT_CHECK_DTYPE, finite=finite, in_range=bounds is not None,
             lo=0.0 if bounds is None else bounds[0], hi=0.0 if bounds is None else bounds[1],
         )  # fmt: skip
+        self._check = numba_cpu.check_inputs if finite or bounds is not None else None
+        self._key = (int(noise.key[0]), int(noise.key[1]))
         self._launch = numba_cpu._launch_record(batch.image, geo, noise, width, 1, select, True)
         self._tail = (np.ascontiguousarray(geo.fill), select[1], select[3], NOISE_BATCH_ADDRESS)
         self._image_shape, self._mask_shape = image.shape, mask.shape
@@ -92,8 +97,12 @@ class OneSample:
             kernel_mask = kernel_mask.view(np.uint8)
         samples, image3 = np.empty(1, SAMPLE_DTYPE), image.reshape(self._image3)
         fill, lut, labels, noise_batch = self._tail
-        if self._draw(self._policy, self._checks, sample_id, self._launch, samples, image3, kernel_mask, lut, labels):
-            return None
+        height, width = self._mask3[1:]
+        if self._draw(self._policy, *self._key, sample_id, height, width, samples):
+            return None  # a drawn value the plans refuse
+        check = self._check
+        if check is not None and check(self._checks, self._launch, samples, image3, kernel_mask, lut, labels):
+            return None  # a NaN pixel, or a pixel outside the value range
         out_image = np.empty(self._image_shape, self._dtype)
         out_mask = np.empty(self._mask_shape, self._mask_dtype)
         kernel_out_mask = out_mask.reshape(self._mask3)

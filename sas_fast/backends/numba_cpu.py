@@ -34,9 +34,8 @@ from ._numba_geometry import area_pass, area_rows, axis_tap, fill_row, horizonta
 from ._numba_geometry import nearest_row, nearest_tap, vertical_blend, vertical_taps, x_area_tables, x_tables
 from ._numba_noise import BATCH, NOISE_BATCH_ADDRESS, SELECT_LUT, SELECT_NONZERO, SELECT_SORTED, flush, new_batch, queue_row
 from ._numba_noise import selection_flags
-from ._numba_policy import DRAW_OK, draw_sample
 
-__all__ = ["DEVICE", "augment", "bind_augment", "draw_and_check", "noise_in_mask", "rescale_paste"]
+__all__ = ["DEVICE", "augment", "bind_augment", "check_inputs", "noise_in_mask", "rescale_paste"]
 
 DEVICE = "cpu"
 
@@ -314,33 +313,29 @@ def _in_range(image_i, mask_i, channels, mode, lut, lut_lo, labels, lo, hi):
     return True
 
 
-#: :func:`draw_and_check`'s results besides ``_numba_policy.DRAW_OK`` / ``DRAW_REFUSED``.
-INPUT_NOT_FINITE = 2
-INPUT_OUT_OF_RANGE = 3
+#: :func:`check_inputs`'s results: the inputs pass, or why the kernel must not run.
+INPUT_OK = 0
+INPUT_NOT_FINITE = 1
+INPUT_OUT_OF_RANGE = 2
 
 
 @njit(cache=True, error_model="numpy")
-def draw_and_check(policy, checks, sid, launch, samples, image, mask, lut, labels):
-    """The one-sample path's first step (``sas_fast.percall``; :func:`_kernel_serial` is the second):
-    draw sample ``sid``'s parameters from ``policy`` into ``samples[0]``, then run the input checks
-    of ``checks`` (an ``INPUT_CHECK_DTYPE`` record).  Returns ``DRAW_OK``, or why the kernel must
-    not run (``DRAW_REFUSED``, :data:`INPUT_NOT_FINITE`, :data:`INPUT_OUT_OF_RANGE`): the general
-    path then decides and raises its error.  Other arguments as :func:`_kernel_serial`.
-
-    A separate compiled function, not a kernel of its own: a second entry around ``_task`` would
-    compile the whole kernel again for every dtype pair.
+def check_inputs(checks, launch, samples, image, mask, lut, labels):
+    """The input checks of ``sas_fast.api`` for the one-sample path (``sas_fast.percall``), as
+    ``checks`` (an ``INPUT_CHECK_DTYPE`` record) asks: a float32 image must be finite, and when
+    ``samples[0]`` (drawn by ``_numba_policy.draw_sample``) gets noise its selected pixels must lie
+    in the value range.  Returns :data:`INPUT_OK`, :data:`INPUT_NOT_FINITE` or
+    :data:`INPUT_OUT_OF_RANGE`; the general path then raises its error.  Other arguments as
+    :func:`_kernel_serial`.  Compiled only for calls that need a check (float32 images, integer
+    value sub-ranges), so the common uint8 call adds nothing to the first call's compile time.
     """
     L, C = launch[0], checks[0]
-    height, width = image.shape[1], image.shape[2] // L.channels
-    status = draw_sample(policy, L.key0, L.key1, sid, height, width, samples)
-    if status != DRAW_OK:
-        return status
     if C.finite != 0 and not _all_finite(image.reshape(-1)):
         return INPUT_NOT_FINITE
     if C.in_range != 0 and samples[0].kind != _KIND_NONE:
         if not _in_range(image[0], mask[0], L.channels, L.select_mode, lut, L.lut_lo, labels, C.lo, C.hi):
             return INPUT_OUT_OF_RANGE
-    return DRAW_OK
+    return INPUT_OK
 
 
 # ----------------------------------------------------------------------------- host side
