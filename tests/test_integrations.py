@@ -149,6 +149,35 @@ def test_albumentations_compose_equals_augment(A, AlbSAS):
     assert not np.array_equal(ref_image, image[:, ::-1])  # SAS did change the image
 
 
+@pytest.mark.parametrize("mask_first", [False, True])
+@pytest.mark.parametrize("mask_dtype", [np.uint8, np.int64])
+def test_albumentations_one_sample_path_matches_augment(A, AlbSAS, monkeypatch, mask_first, mask_dtype):
+    """The adapter's image goes through SAS's one-sample path and, when the image comes first, the
+    label mask takes the geometry computed with it: the same arrays as sas_fast.augment either way."""
+    from sas_fast.integrations import _common
+
+    served = []
+    real = _common.Core.sampled
+
+    def counting(self, *args):
+        result = real(self, *args)
+        served.append(result is not None)
+        return result
+
+    monkeypatch.setattr(_common.Core, "sampled", counting)
+    pipeline = A.Compose([AlbSAS(CONFIG, sas_seed=6)])
+    for sid in range(12):
+        image, mask = _sample(channels=3 if sid % 2 else None, seed=sid)
+        mask = mask.astype(mask_dtype)
+        data = {"mask": mask, "image": image} if mask_first else {"image": image, "mask": mask}
+        out = pipeline(**data, sample_id=sid)
+        ref_image, ref_mask, _ = _reference(image, mask, sid, 6, CONFIG)
+        np.testing.assert_array_equal(out["image"], ref_image)
+        np.testing.assert_array_equal(out["mask"], ref_mask)
+        assert out["mask"].dtype == mask_dtype
+    assert served and all(served)
+
+
 def test_albumentations_additional_targets(A, AlbSAS):
     image, mask = _sample(channels=3, seed=1)
     image2 = (255 - image).astype(np.uint8)

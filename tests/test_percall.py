@@ -255,3 +255,23 @@ def test_log_uniform_uses_the_c_library_pow():
     u = np.random.default_rng(0).random(2000)
     np.testing.assert_array_equal(log_uniform(3.0, 700.0, u), [3.0 * math.pow(700.0 / 3.0, v) for v in u])
     assert (log_uniform(5.0, 5.0, u) == 5.0).all()
+
+
+def test_threads_sharing_one_transform_match_serial_calls(served):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    images = rng.integers(0, 256, (16, 40, 40), dtype=np.uint8)
+    masks = rng.integers(0, 2, (16, 40, 40)).astype(np.uint8)
+    transform = SAS(SASConfig(noise={"speckle": 1, "poisson": 1}), seed=21)
+
+    def call(i: int):
+        out = transform(image=images[i % 16], mask=masks[i % 16], sample_id=i)
+        return out["image"], out["mask"]
+
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(call, range(64)))
+    for i, (image, mask) in enumerate(together):
+        want = _general(transform, images[i % 16], masks[i % 16], i)
+        np.testing.assert_array_equal(image, want[0])
+        np.testing.assert_array_equal(mask, want[1])

@@ -198,6 +198,16 @@ class Core:
         self._recorded = (data, record)  # one tuple: a thread sees a whole pair or another whole pair
         return data
 
+    def sampled(self, image: Any, labels: Any, data: dict[str, Any]) -> tuple[Any, Any] | None:
+        """``augment``'s ``(image, mask)`` for ``image`` and its ``labels`` when ``data`` is the
+        one-sample record :meth:`params_dict` just drew: through ``SAS``'s one-sample path, which
+        draws the same record again in compiled code (the same arrays as :meth:`image`, at a
+        fraction of the cost); None where that path does not serve (then use :meth:`image`)."""
+        recorded = self._recorded
+        if recorded is None or recorded[0] is not data or len(recorded[1]) != 1:
+            return None
+        return self.sas._one_sample(image, labels, int(recorded[1].sample_ids[0]))
+
     def record(self, data: dict[str, Any]) -> SASParams:
         """``SASParams.from_dict(data)``; the record itself when ``data`` is the dict :meth:`params_dict`
         just made (the same call's targets: no second validation of what was sampled, ~0.1 ms each)."""

@@ -91,6 +91,7 @@ class SAS(DualTransform):
         self.backend = backend
         self.value_range = self._core.sas.value_range
         self._warned = False
+        self._pasted: tuple[dict[str, Any], Any, np.ndarray] | None = None  # (params, label mask, its geometry)
         if sample_id_key is not None:
             # declared, so Compose(strict=True) accepts the id key; not a target: it passes through unchanged
             self._available_keys.add(sample_id_key)
@@ -121,16 +122,27 @@ class SAS(DualTransform):
         (``ReplayCompose``) on new data must put the noise inside the new data's structure, and the
         recorded parameters stay plain JSON.
         """
-        return super().apply_with_params({**params, "labels": _labels(kwargs.get("mask"))}, *args, **kwargs)
+        mask = kwargs.get("mask")
+        return super().apply_with_params({**params, "labels": _labels(mask), "labels_source": mask}, *args, **kwargs)
 
     # -- targets ---------------------------------------------------------------------------------
 
-    def apply(self, img: np.ndarray, sas_params: dict[str, Any], labels: np.ndarray, **params: Any) -> np.ndarray:
+    def apply(self, img: np.ndarray, sas_params: dict[str, Any], labels: np.ndarray, labels_source: Any = None,
+              **params: Any) -> np.ndarray:  # fmt: skip
         if img.ndim not in (2, 3):
             raise ValueError(f"image: expected (H, W) or (H, W, C), got shape {img.shape}")
-        return self._core.image(img, labels, self._core.record(sas_params))
+        served = self._core.sampled(img, labels, sas_params)
+        if served is None:
+            return self._core.image(img, labels, self._core.record(sas_params))
+        # the label mask's own geometry came with it: apply_to_mask of the same call takes it
+        self._pasted = (sas_params, labels_source, served[1])
+        return served[0]
 
     def apply_to_mask(self, mask: np.ndarray, sas_params: dict[str, Any], **params: Any) -> np.ndarray:
+        pasted = self._pasted
+        if pasted is not None and pasted[0] is sas_params and pasted[1] is mask:
+            self._pasted = None
+            return labels_back(pasted[2], mask)
         record = self._core.record(sas_params)
         core = labels_for_core(mask, "mask")
         if core.ndim == 2:
