@@ -22,7 +22,7 @@ import numpy as np
 
 from . import percall
 from .api import augment
-from .arrays import to_host
+from .arrays import array_kind, from_backend, to_host
 from .config import SASConfig, SASParams
 from .philox import seed_to_key
 
@@ -114,9 +114,13 @@ class SAS:
         return self._apply(image, mask, self.params(mask, [sid]), return_params)
 
     def _one_sample(self, image: Any, mask: Any, sid: int) -> tuple[Any, Any] | None:
-        """The call through ``sas_fast.percall`` (one compiled call), or None where it does not serve."""
+        """The call through ``sas_fast.percall``, or None where it does not serve.  CPU tensors go
+        through it as their NumPy views and come back as tensors (as the general path returns them)."""
         if type(image) is not np.ndarray or type(mask) is not np.ndarray:
-            return None
+            if array_kind(image) != "torch" or array_kind(mask) != "torch":
+                return None
+            served = self._one_sample(to_host(image), to_host(mask), sid)
+            return None if served is None else tuple(from_backend(out, image) for out in served)
         key = (image.shape, image.dtype, mask.shape, mask.dtype)
         plans = self._plans
         plan = plans.get(key, _UNPLANNED)

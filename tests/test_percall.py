@@ -191,6 +191,14 @@ def test_input_errors_match_the_general_path():
     np.testing.assert_array_equal(got["image"], want[0])
     with pytest.raises(ValueError, match="sample_id"):
         transform(image=outside_unmasked, mask=m, sample_id=2**32)
+    twelve_bit = SAS(seed=0, value_range=(0, 4095))
+    deep = np.full((6, 6), 1000, np.uint16)
+    deep[4, 4] = 5000  # inside the mask, above the 12-bit range
+    with pytest.raises(ValueError, match="outside the value range"):
+        twelve_bit(image=deep, mask=mask, sample_id=0)
+    deep[4, 4] = 4095
+    got = twelve_bit(image=deep, mask=mask, sample_id=0)
+    np.testing.assert_array_equal(got["image"], _general(twelve_bit, deep, mask, 0)[0])
 
 
 def test_a_refused_first_image_does_not_stop_the_path(served):
@@ -218,6 +226,20 @@ def test_strided_and_unserved_inputs_take_the_general_path():
         np.testing.assert_array_equal(got["mask"], want[1])
         assert got["mask"].dtype == msk.dtype
     assert transform.config.policy_record() is not None
+
+
+def test_cpu_tensors_are_served_and_come_back_as_tensors(served):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    image = torch.from_numpy(rng.integers(0, 256, (30, 20, 3), dtype=np.uint8))
+    mask = torch.from_numpy(rng.integers(0, 3, (30, 20)).astype(np.uint8))
+    transform = SAS(seed=3)
+    for sid in range(10):
+        got = transform(image=image, mask=mask, sample_id=sid)
+        want = transform(image=image.numpy(), mask=mask.numpy(), sample_id=sid, return_params=True)
+        assert type(got["image"]) is torch.Tensor and type(got["mask"]) is torch.Tensor
+        np.testing.assert_array_equal(got["image"].numpy(), want["image"])
+        np.testing.assert_array_equal(got["mask"].numpy(), want["mask"])
 
 
 def test_changed_attributes_and_pickles_drop_the_plans():
