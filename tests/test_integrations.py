@@ -149,22 +149,28 @@ def test_albumentations_compose_equals_augment(A, AlbSAS):
     assert not np.array_equal(ref_image, image[:, ::-1])  # SAS did change the image
 
 
-@pytest.mark.parametrize("mask_first", [False, True])
-@pytest.mark.parametrize("mask_dtype", [np.uint8, np.int64])
-def test_albumentations_one_sample_path_matches_augment(A, AlbSAS, monkeypatch, mask_first, mask_dtype):
-    """The adapter's image goes through SAS's one-sample path and, when the image comes first, the
-    label mask takes the geometry computed with it: the same arrays as sas_fast.augment either way."""
+@pytest.fixture
+def served(monkeypatch):
+    """Whether each adapter call of ``Core.sampled`` was served by SAS's one-sample path."""
     from sas_fast.integrations import _common
 
-    served = []
+    calls = []
     real = _common.Core.sampled
 
     def counting(self, *args):
         result = real(self, *args)
-        served.append(result is not None)
+        calls.append(result is not None)
         return result
 
     monkeypatch.setattr(_common.Core, "sampled", counting)
+    return calls
+
+
+@pytest.mark.parametrize("mask_first", [False, True])
+@pytest.mark.parametrize("mask_dtype", [np.uint8, np.int64])
+def test_albumentations_one_sample_path_matches_augment(A, AlbSAS, served, mask_first, mask_dtype):
+    """The adapter's image goes through SAS's one-sample path and, when the image comes first, the
+    label mask takes the geometry computed with it: the same arrays as sas_fast.augment either way."""
     pipeline = A.Compose([AlbSAS(CONFIG, sas_seed=6)])
     for sid in range(12):
         image, mask = _sample(channels=3 if sid % 2 else None, seed=sid)
@@ -322,6 +328,16 @@ def test_torchvision_compose_equals_augment(tv):
     assert out["sample_id"] == 11 and out["label"] == 3 and out["sas"] == params.to_dict()
 
 
+def test_torchvision_grey_images_take_the_one_sample_path(tv, served):
+    for sid in range(6):
+        img, msk, image, mask = _tv_sample(tv, channels=1, seed=sid)
+        out = tv.SAS(CONFIG, sas_seed=4)({"image": img, "mask": msk, "sample_id": sid})
+        ref_image, ref_mask, _ = _reference(image, mask, sid, 4, CONFIG)
+        np.testing.assert_array_equal(out["image"][0].numpy(), ref_image[..., 0])
+        np.testing.assert_array_equal(out["mask"][0].numpy(), ref_mask)
+    assert served and all(served)
+
+
 def test_torchvision_batch_equals_samples(tv):
     torch, tvt = tv.torch, tv.tv_tensors
     parts = [_tv_sample(tv, seed=s) for s in range(3)]
@@ -452,6 +468,19 @@ def test_monai_compose_equals_augment(mn):
     assert [op["class"] for op in out["image"].applied_operations] == [
         op["class"] for op in flipped_only["image"].applied_operations
     ]
+
+
+def test_monai_grey_images_take_the_one_sample_path(mn, served):
+    sas = mn.RandSASd(["image", "label"], label_key="label", config=CONFIG, sas_seed=5)
+    pipeline = mn.mt.Compose([*_monai_pre(mn), sas])
+    for seed in range(4):
+        record, image, mask, _ = _monai_record(mn, seed=seed, sample_id=seed)
+        out = pipeline(record)
+        pre = mn.mt.Compose(_monai_pre(mn))(record)
+        ref_image, ref_mask, _ = _reference(pre["image"][0].numpy(), mask, seed, 5, CONFIG)
+        np.testing.assert_array_equal(out["image"][0].numpy(), ref_image)
+        np.testing.assert_array_equal(out["label"][0].numpy(), ref_mask)
+    assert served and all(served)
 
 
 def test_monai_datasets(mn):

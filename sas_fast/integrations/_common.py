@@ -189,22 +189,25 @@ class Core:
 
     def params(self, labels: Any, ids: np.ndarray) -> SASParams:
         """Parameters for core labels ``(H, W)`` (one sample) or ``(N, H, W)`` and their ids."""
-        return self.sas.params(plain(labels), ids)
+        record = self.sas.params(plain(labels), ids)
+        self._recorded = (None, record)  # one tuple: a thread sees a whole pair or another whole pair
+        return record
 
     def params_dict(self, labels: Any, ids: np.ndarray) -> dict[str, Any]:
         """:meth:`params` as ``SASParams.to_dict()`` (JSON-ready), for frameworks that carry plain data."""
-        record = self.params(labels, ids)
+        record = self.sas.params(plain(labels), ids)
         data = record.to_dict()
-        self._recorded = (data, record)  # one tuple: a thread sees a whole pair or another whole pair
+        self._recorded = (data, record)
         return data
 
-    def sampled(self, image: Any, labels: Any, data: dict[str, Any]) -> tuple[Any, Any] | None:
-        """``augment``'s ``(image, mask)`` for ``image`` and its ``labels`` when ``data`` is the
-        one-sample record :meth:`params_dict` just drew: through ``SAS``'s one-sample path, which
-        draws the same record again in compiled code (the same arrays as :meth:`image`, at a
-        fraction of the cost); None where that path does not serve (then use :meth:`image`)."""
+    def sampled(self, image: Any, labels: Any, params: SASParams | dict[str, Any]) -> tuple[Any, Any] | None:
+        """``augment``'s ``(image, mask)`` for one ``image`` and its ``labels`` when ``params`` is the
+        one-sample record (or its dict) that :meth:`params` / :meth:`params_dict` just drew: through
+        ``SAS``'s one-sample path, which draws the same record again in compiled code (the same
+        arrays as :meth:`image`, at a fraction of the cost); None where that path does not serve
+        (then use :meth:`image`)."""
         recorded = self._recorded
-        if recorded is None or recorded[0] is not data or len(recorded[1]) != 1:
+        if recorded is None or params is not recorded[1] and params is not recorded[0] or len(recorded[1]) != 1:
             return None
         return self.sas._one_sample(image, labels, int(recorded[1].sample_ids[0]))
 

@@ -144,7 +144,8 @@ class RandSASd(RandomizableTransform, MapTransform):
             else:
                 if x.ndim != 3:
                     raise ValueError(f"{key}: expected a channel-first 2-D image (C, H, W), got shape {tuple(x.shape)}")
-                out = self._core.image(x, labels, record, channel_axis=0)
+                served = self._core.sampled(x, labels, record)  # SAS's one-sample path where it serves
+                out = served[0] if served is not None else self._core.image(x, labels, record, channel_axis=0)
             d[key] = convert_to_dst_type(out, dst=value)[0] if isinstance(value, MetaTensor) else out
         if self.params_key is not None:
             d[self.params_key] = record.to_dict()
