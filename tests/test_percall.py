@@ -297,3 +297,33 @@ def test_threads_sharing_one_transform_match_serial_calls(served):
         want = _general(transform, images[i % 16], masks[i % 16], i)
         np.testing.assert_array_equal(image, want[0])
         np.testing.assert_array_equal(mask, want[1])
+
+
+def _bad_inputs():
+    m = np.ones((6, 7), np.uint8)
+    nan = np.full((6, 7), 0.5, np.float32)
+    nan[0, 0] = np.nan
+    wide = np.ones((6, 7), np.int64)
+    wide[1, 1] = 2**40
+    return {
+        "int8 image": (np.ones((6, 7), np.int8), m),
+        "float64 image": (np.ones((6, 7)), m),
+        "big-endian image": (np.ones((6, 7), ">u2"), m),
+        "NaN pixel": (nan, m),
+        "1-D image": (np.ones(7, np.uint8), m[0]),
+        "empty image": (np.ones((0, 7), np.uint8), np.ones((0, 7), np.uint8)),
+        "mask shape": (np.ones((6, 7), np.uint8), np.ones((6, 8), np.uint8)),
+        "float mask": (np.ones((6, 7), np.uint8), m.astype(np.float32)),
+        "labels beyond int32": (np.ones((6, 7), np.uint8), wide),
+        "ambiguous layout": (np.ones((3, 3, 3), np.uint8), np.ones((3, 3), np.uint8)),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_inputs()))
+def test_bad_inputs_raise_what_the_general_path_raises(case):
+    image, mask = _bad_inputs()[case]
+    with pytest.raises(Exception) as general:
+        SAS(seed=0)(image=image, mask=mask, sample_id=1, return_params=True)
+    with pytest.raises(type(general.value)) as got:
+        SAS(seed=0)(image=image, mask=mask, sample_id=1)
+    assert str(got.value) == str(general.value)
