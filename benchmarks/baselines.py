@@ -625,6 +625,29 @@ def _call_kernel(backend: str) -> Callable[[Workload], Call]:
     return build
 
 
+def _call_albumentations_adapter(wl: Workload) -> Call:
+    """``A.Compose([sas_fast.integrations.albumentations.SAS(config, sas_seed=seed)])`` with
+    ``sample_id=i`` in the data: what an albumentations user calls (the numba backend, ``"auto"``)."""
+    try:
+        import albumentations as A
+
+        from sas_fast.integrations.albumentations import SAS as AlbumentationsSAS
+    except ImportError as exc:
+        raise Unavailable(f"albumentations is not installed ({exc})") from None
+    if wl.config is None:
+        raise Unavailable("the adapter row needs the policy the workload was drawn from (make_samples)")
+    pipeline = A.Compose([AlbumentationsSAS(wl.config, sas_seed=wl.seed)])
+    images, masks, n = wl.images, wl.masks, wl.n
+    ids = [int(v) for v in wl.params.sample_ids]
+
+    def call(k: int) -> Outputs:
+        i = k % n
+        result = pipeline(image=images[i], mask=masks[i], sample_id=ids[i])
+        return result["image"], result["mask"]
+
+    return call
+
+
 def _call_albumentations(noise: str) -> Callable[[Workload], Call]:
     """:func:`_albumentations_compose` with the crop back to the input size, one call per sample."""
 
@@ -712,6 +735,10 @@ def _per_call_rows() -> list[PerCall]:
             ),
         ]
     return rows + [
+        PerCall(
+            "sas-albumentations-adapter", "sas_fast's albumentations adapter in A.Compose", _call_albumentations_adapter,
+            "exact", note="A.Compose([sas_fast.integrations.albumentations.SAS(config, sas_seed=0)]) with sample_id=i",
+        ),
         PerCall(
             "albumentations", "albumentations RandomScale + PadIfNeeded + CenterCrop + MultiplicativeNoise",
             _call_albumentations("speckle"), "own",
