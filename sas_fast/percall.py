@@ -11,9 +11,10 @@ checks of ``sas_fast.api`` where the call needs any (float32 images, integer val
 and the fused serial kernel runs (``numba_cpu._kernel_serial``, as in the general path).
 
 It serves the calls the general path sends to the serial Numba kernel: NumPy arrays (CPU tensors
-as their NumPy views: ``SAS._one_sample``), C-contiguous and aligned; an ``(H, W)``, ``(H, W, C)`` or ``(1, H, W)`` image with an ``(H, W)`` or ``(1, H, W)`` mask of a
-kernel mask dtype; a policy that reads no labels; fewer than ``threads.PARALLEL_MIN_PIXELS``
-canvas values or one thread allowed.  Anything else, and any call whose compiled step finds a
+as their NumPy views: ``SAS._one_sample``), C-contiguous and aligned; an ``(H, W)``, ``(H, W, C)``
+or ``(1, H, W)`` image with an ``(H, W)`` or ``(1, H, W)`` mask of a kernel mask dtype; a policy
+that reads no labels; fewer than ``threads.PARALLEL_MIN_PIXELS`` canvas values or one thread
+allowed.  Anything else, and any call whose compiled step finds a
 drawn value the plans refuse, a NaN pixel or a pixel outside the value range, takes the general
 path, which returns the same arrays or raises its error (tests/test_percall.py checks both).
 """
