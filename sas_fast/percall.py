@@ -12,7 +12,7 @@ and the fused serial kernel runs (``numba_cpu._kernel_serial``, as in the genera
 
 It serves the calls the general path sends to the serial Numba kernel: NumPy arrays (CPU tensors
 as their NumPy views: ``SAS._one_sample``), C-contiguous and aligned; an ``(H, W)``, ``(H, W, C)``
-or ``(1, H, W)`` image with an ``(H, W)`` or ``(1, H, W)`` mask of a kernel mask dtype; a policy
+or ``(C, H, W)`` image with an ``(H, W)`` or ``(1, H, W)`` mask of a kernel mask dtype; a policy
 that reads no labels; fewer than ``threads.PARALLEL_MIN_PIXELS`` canvas values or one thread
 allowed.  Anything else, and any call whose compiled step finds a
 drawn value the plans refuse, a NaN pixel or a pixel outside the value range, takes the general
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["OneSample", "build"]
 
-#: The caller layouts whose kernel views are plain reshapes of the caller's arrays.
-_IMAGE_LAYOUTS = ("HW", "HWC")
+#: The caller layouts served: kernel views are reshapes of the caller's arrays, except for
+#: ``CHW`` with several channels, whose image goes through a channel-last copy each way (as in
+#: the general path, where the Numba backend computes into contiguous memory and copies back).
+_IMAGE_LAYOUTS = ("HW", "HWC", "CHW")
 _MASK_LAYOUTS = ("HW", "1HW")
 
 
@@ -45,8 +47,9 @@ class OneSample:
     arrays in the caller's shapes and dtypes, or None where the general path must decide.
     """
 
-    __slots__ = ("_bool_mask", "_check", "_check_threads", "_checks", "_draw", "_dtype", "_image3", "_image_shape",
-                 "_kernel", "_key", "_launch", "_mask3", "_mask_dtype", "_mask_shape", "_policy", "_tail")  # fmt: skip
+    __slots__ = ("_bool_mask", "_channels_first", "_check", "_check_threads", "_checks", "_draw", "_dtype", "_image3",
+                 "_kernel", "_key", "_launch", "_mask3", "_mask_dtype", "_mask_shape", "_policy",
+                 "_tail")  # fmt: skip
 
     def __init__(self, transform: SAS, image: np.ndarray, mask: np.ndarray) -> None:
         from .backends import numba_cpu
@@ -55,8 +58,7 @@ class OneSample:
 
         config = transform.config
         batch = api._prepare(image, mask, transform.backend, mask_required=True, channel_axis=transform.channel_axis)
-        one_channel_first = batch.layout == "CHW" and batch.image.shape[3] == 1  # (1, H, W): the memory of (H, W)
-        if (batch.layout not in _IMAGE_LAYOUTS and not one_channel_first) or batch.mask_layout not in _MASK_LAYOUTS:
+        if batch.layout not in _IMAGE_LAYOUTS or batch.mask_layout not in _MASK_LAYOUTS:
             raise _NotServed
         if batch.mask.dtype != mask.dtype:  # a mask the general path converts first (e.g. int64 labels)
             raise _NotServed
@@ -79,10 +81,11 @@ class OneSample:
         self._key = (int(noise.key[0]), int(noise.key[1]))
         self._launch = numba_cpu._launch_record(batch.image, geo, noise, width, 1, select, True)
         self._tail = (np.ascontiguousarray(geo.fill), select[1], select[3], NOISE_BATCH_ADDRESS)
-        self._image_shape, self._mask_shape = image.shape, mask.shape
+        self._mask_shape = mask.shape
         self._dtype, self._mask_dtype = image.dtype, mask.dtype
         self._image3, self._mask3 = (1, height, width * channels), (1, height, width)
         self._bool_mask = mask.dtype == np.bool_
+        self._channels_first = batch.layout == "CHW" and channels > 1  # (1, H, W) is the memory of (H, W)
         self._check_threads = height * width * channels >= threads.PARALLEL_MIN_PIXELS
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, sample_id: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -96,6 +99,8 @@ class OneSample:
         kernel_mask = mask.reshape(self._mask3)
         if self._bool_mask:  # the kernels read and write bool masks as uint8
             kernel_mask = kernel_mask.view(np.uint8)
+        if self._channels_first:
+            image = np.ascontiguousarray(np.moveaxis(image, 0, -1))
         samples, image3 = np.empty(1, SAMPLE_DTYPE), image.reshape(self._image3)
         fill, lut, labels, noise_batch = self._tail
         height, width = self._mask3[1:]
@@ -104,7 +109,7 @@ class OneSample:
         check = self._check
         if check is not None and check(self._checks, self._launch, samples, image3, kernel_mask, lut, labels):
             return None  # a NaN pixel, or a pixel outside the value range
-        out_image = np.empty(self._image_shape, self._dtype)
+        out_image = np.empty(image.shape, self._dtype)  # channel-last for a channel-first caller
         out_mask = np.empty(self._mask_shape, self._mask_dtype)
         kernel_out_mask = out_mask.reshape(self._mask3)
         if self._bool_mask:
@@ -113,6 +118,8 @@ class OneSample:
             self._launch, samples, image3, kernel_mask, out_image.reshape(self._image3), kernel_out_mask, fill, lut,
             labels, noise_batch,
         )  # fmt: skip
+        if self._channels_first:
+            out_image = np.ascontiguousarray(np.moveaxis(out_image, -1, 0))
         return out_image, out_mask
 
 

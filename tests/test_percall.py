@@ -90,17 +90,22 @@ def test_one_sample_equals_general_path(served, name, dtype, channels, mask_dtyp
         np.testing.assert_array_equal(mask, before[1])
 
 
-def test_one_channel_first_images_are_served(served):
-    """(1, H, W) images (MONAI's and torchvision's grey layout) are the same memory as (H, W)."""
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_channel_first_images_are_served(served, channels, dtype):
+    """(C, H, W) images (torch's, MONAI's layout): (1, H, W) is the memory of (H, W); more channels
+    go through a channel-last copy each way; the result is C-contiguous (C, H, W), as the general path's."""
     rng = np.random.default_rng(5)
-    image, mask = rng.integers(0, 256, (1, 24, 31), dtype=np.uint8), rng.integers(0, 3, (1, 24, 31)).astype(np.uint8)
-    transform = SAS(seed=8, channel_axis=0)
-    for sid in range(20):
-        got = transform(image=image, mask=mask, sample_id=sid)
-        want = _general(transform, image, mask, sid)
-        assert got["image"].shape == (1, 24, 31) and got["mask"].shape == (1, 24, 31)
-        np.testing.assert_array_equal(got["image"], want[0])
-        np.testing.assert_array_equal(got["mask"], want[1])
+    image, _ = _sample(rng, (channels, 24, 31), dtype, (24, 31), np.uint8)
+    for axis, mask in ((0, rng.integers(0, 3, (1, 24, 31)).astype(np.uint8)), ("auto", rng.integers(0, 3, (24, 31)).astype(np.uint8))):
+        transform = SAS(seed=8, channel_axis=axis)
+        for sid in range(12):
+            got = transform(image=image, mask=mask, sample_id=sid)
+            want = _general(transform, image, mask, sid)
+            assert got["image"].shape == image.shape and got["image"].flags.c_contiguous
+            assert got["mask"].shape == mask.shape
+            np.testing.assert_array_equal(got["image"], want[0])
+            np.testing.assert_array_equal(got["mask"], want[1])
 
 
 def test_value_range_and_shared_channels(served):
@@ -217,7 +222,7 @@ def test_strided_and_unserved_inputs_take_the_general_path():
     transform = SAS(seed=4)
     image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
     mask = rng.integers(0, 3, (20, 30)).astype(np.int64)  # int64 labels: the general path converts them
-    for img, msk in ((image[:, ::-1], mask.astype(np.uint8)), (image, mask), (image.transpose(2, 0, 1).copy(), mask)):
+    for img, msk in ((image[:, ::-1], mask.astype(np.uint8)), (image, mask), (image.transpose(2, 0, 1), mask.astype(np.uint8))):
         axis = 0 if img.shape[0] == 3 else "auto"
         t = SAS(seed=4, channel_axis=axis)
         got = t(image=img, mask=msk, sample_id=5)

@@ -163,7 +163,7 @@ class SAS(v2.Transform):
         if image.ndim != (4 if batched else 3):
             want = "(N, C, H, W)" if batched else "(C, H, W)"
             raise ValueError(f"image: expected {want} like the sample's first image, got shape {tuple(image.shape)}")
-        if not batched:  # one (1, H, W) CPU image: SAS's one-sample path (the same arrays), where it serves
+        if not batched:  # one (C, H, W) CPU image: SAS's one-sample path (the same arrays), where it serves
             served = self._core.sampled(image, params["labels"], params["sas_params"])
             if served is not None:
                 return served[0]
