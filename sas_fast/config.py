@@ -14,6 +14,7 @@ slot 1 = (apply-noise coin, kind, sigma, peak).  A word ``r`` becomes a uniform 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -163,6 +164,29 @@ class SASConfig:
 
         sids = _sample_ids(sample_ids, n)
         key = seed_to_key(seed)
+        crop = np.empty((n, 4), np.int64)
+        crop[:] = (0, 0, height, width)
+        drawn = None if reads_labels else _compiled_draws(self._policy, key, sids, height, width)
+        if drawn is not None:  # the same draws, compiled (tests/test_percall.py holds them equal)
+            scale, offset, kinds, sigma, peak = drawn
+        else:
+            scale, crop, offset, kinds, sigma, peak = self._draws(sids, key, height, width, crop, masks)
+        return SASParams(
+            sample_ids=sids.astype(np.int64),
+            scale=scale,
+            crop=crop,
+            offset=offset,
+            canvas=(height, width),
+            kind=kinds.astype(object),
+            sigma=sigma,
+            peak=peak,
+            labels=self.labels,
+            interpolation=np.full(n, self.interpolation, dtype=object),
+        )
+
+    def _draws(self, sids: np.ndarray, key: np.ndarray, height: int, width: int, crop: np.ndarray, masks: Any):
+        """:meth:`sample`'s draws with NumPy (SPEC §5, vectorised): ``(scale, crop, offset, kinds,
+        sigma, peak)``; ``crop`` comes in as the whole image per sample."""
         geo = param_words(sids, key, SLOT_GEOMETRY)
         noi = param_words(sids, key, SLOT_NOISE)
         # every uniform this policy reads, in one pass: geometry coin, scale; noise coin, kind, sigma, peak
@@ -172,10 +196,8 @@ class SASConfig:
 
         # Samples that lose the scale coin keep the identity geometry: whole image, scale 1, offset 0.
         rescaled = u_coin < self.p_scale
-        crop = np.empty((n, 4), np.int64)
-        crop[:] = (0, 0, height, width)
         selected = None  # the structure's pixels: only the ROI and min_object_pixels policies look at them
-        if reads_labels:
+        if self.reads_labels:
             selected = masks != 0 if self.labels is None else np.isin(masks, self.labels)
         if self.source == "roi":
             for i in np.flatnonzero(rescaled):
@@ -200,19 +222,7 @@ class SASConfig:
         sigma = s_lo + (s_hi - s_lo) * u_sigma
         p_lo, p_hi = self.peak_range
         peak = log_uniform(p_lo, p_hi, u_peak)
-        return SASParams(
-            sample_ids=sids.astype(np.int64),
-            scale=scale,
-            crop=crop,
-            offset=offset,
-            canvas=(height, width),
-            kind=kinds.astype(object),
-            sigma=sigma,
-            peak=peak,
-            labels=self.labels,
-            interpolation=np.full(n, self.interpolation, dtype=object),
-        )
-
+        return scale, crop, offset, kinds, sigma, peak
 
     @property
     def reads_labels(self) -> bool:
@@ -224,6 +234,11 @@ class SASConfig:
         names = list(self.noise)
         weights = np.array([self.noise[k] for k in names], dtype=np.float64)
         return names, np.cumsum(weights / weights.sum())
+
+    @functools.cached_property
+    def _policy(self) -> np.ndarray:
+        """:meth:`policy_record`, built once (a config is frozen)."""
+        return self.policy_record()
 
     def policy_record(self) -> np.ndarray:
         """This policy as the compiled sampler reads it: one ``records.POLICY_DTYPE`` record.
@@ -247,6 +262,39 @@ class SASConfig:
             center=self.placement == "center", interpolation=INTERPOLATIONS[self.interpolation],
             n_kinds=len(names), kinds=kinds, cumulative=padded,
         )  # fmt: skip
+
+
+#: Noise kind names by kernel code (``KINDS``).
+_KIND_BY_CODE = np.array(sorted(KINDS, key=KINDS.get), dtype=object)
+
+
+def _compiled_draws(policy: np.ndarray, key: np.ndarray, sids: np.ndarray, height: int, width: int):
+    """:meth:`SASConfig.sample`'s draws of a label-free ``policy`` through the Numba backend's
+    compiled sampler (``_numba_policy.draw_params``): ``(scale, offset, kinds, sigma, peak)``, or
+    None where Numba cannot run or a thumbnail side exceeds the plans' limit (NumPy decides then)."""
+    draw = _compiled_draw_params()
+    if draw is None:
+        return None
+    n = len(sids)
+    scale, sigma, peak = np.empty(n), np.empty(n), np.empty(n)
+    offset, codes = np.empty((n, 2), np.int64), np.empty(n, np.int32)
+    if not draw(policy, int(key[0]), int(key[1]), sids, height, width, scale, offset, codes, sigma, peak):
+        return None
+    return scale, offset, _KIND_BY_CODE[codes], sigma, peak
+
+
+@functools.cache
+def _compiled_draw_params() -> Any:
+    """The Numba backend's ``draw_params``, or None where Numba cannot run."""
+    from . import backends
+
+    try:
+        backends.load("numba")
+    except backends.BackendUnavailable:
+        return None
+    from .backends._numba_policy import draw_params
+
+    return draw_params
 
 
 def log_uniform(lo: float, hi: float, u: np.ndarray) -> np.ndarray:

@@ -142,15 +142,70 @@ def test_property_tiny_and_odd(h, w, c, dtype, sid, seed, p_scale, lo, span, cen
     np.testing.assert_array_equal(got["mask"], want[1])
 
 
+def _numpy_sample(config: SASConfig, *args, **kwargs):
+    """``config.sample`` through its NumPy sampler (the reference), not the compiled one."""
+    import sas_fast.config as config_module
+
+    real = config_module._compiled_draws
+    config_module._compiled_draws = lambda *a: None
+    try:
+        return config.sample(*args, **kwargs)
+    finally:
+        config_module._compiled_draws = real
+
+
+def _assert_same_params(got, want):
+    assert got.to_dict() == want.to_dict()
+    for name in ("sample_ids", "scale", "crop", "offset", "sigma", "peak"):
+        assert getattr(got, name).dtype == getattr(want, name).dtype, name
+        assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_compiled_sample_equals_numpy_sample(name):
+    config = CONFIGS[name]
+    ids = np.concatenate([np.arange(0, 5000, 3), [2**32 - 1, 2**31]])
+    for shape in ((61, 47), (1, 1), (2, 9)):
+        got = config.sample(len(ids), seed=2**63 + 5, sample_ids=ids, shape=shape)
+        _assert_same_params(got, _numpy_sample(config, len(ids), seed=2**63 + 5, sample_ids=ids, shape=shape))
+
+
+@given(
+    p_scale=st.floats(0, 1), p_noise=st.floats(0, 1), lo=st.floats(1e-3, 4.0), span=st.floats(0, 4.0),
+    weights=st.lists(st.floats(0, 10), min_size=3, max_size=3).filter(lambda w: sum(w) > 0),
+    sigma=st.tuples(st.floats(0, 1), st.floats(0, 1)), peak=st.tuples(st.floats(0.5, 1e4), st.floats(0, 1e4)),
+    center=st.booleans(), h=st.integers(1, 700), w=st.integers(1, 700), seed=st.integers(0, 2**64 - 1),
+    first=st.integers(0, 2**32 - 64),
+)  # fmt: skip
+def test_property_compiled_sample_equals_numpy_sample(p_scale, p_noise, lo, span, weights, sigma, peak, center, h, w,
+                                                      seed, first):  # fmt: skip
+    config = SASConfig(
+        p_scale=p_scale, p_noise=p_noise, scale_range=(lo, lo + span), placement="center" if center else "random",
+        noise=dict(zip(("poisson", "speckle", "gaussian"), weights)), sigma_range=(min(sigma), max(sigma)),
+        peak_range=(peak[0], peak[0] + peak[1]),
+    )  # fmt: skip
+    ids = np.arange(first, first + 64)
+    got = config.sample(64, seed=seed, sample_ids=ids, shape=(h, w))
+    _assert_same_params(got, _numpy_sample(config, 64, seed=seed, sample_ids=ids, shape=(h, w)))
+
+
+def test_huge_thumbnails_leave_sampling_to_numpy():
+    config = SASConfig(scale_range=(1e30, 1e30))
+    with np.errstate(invalid="ignore"):
+        want = _numpy_sample(config, 4, seed=1, shape=(8, 8))
+        got = config.sample(4, seed=1, shape=(8, 8))
+    assert got.to_dict() == want.to_dict()
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_compiled_draw_equals_plans(name):
-    """draw_sample's record equals pack_samples of the plans built from SASConfig.sample."""
+    """draw_sample's record equals pack_samples of the plans built from SASConfig.sample (NumPy)."""
     config = CONFIGS[name]
     seed, (height, width) = 2**40 + 3, (61, 47)
     key = seed_to_key(seed)
     policy = config.policy_record()
     ids = np.arange(0, 3000, 7, dtype=np.int64)
-    params = config.sample(len(ids), seed=seed, sample_ids=ids, shape=(height, width))
+    params = _numpy_sample(config, len(ids), seed=seed, sample_ids=ids, shape=(height, width))
     geo = make_geometry((len(ids), height, width, 1), np.dtype(np.uint8), scale=params.scale, offset=params.offset,
                         crop=params.crop, canvas=params.canvas, interpolation=params.interpolation)  # fmt: skip
     noise = make_noise(len(ids), np.dtype(np.uint8), kind=params.kind, sigma=params.sigma, peak=params.peak,
