@@ -25,7 +25,7 @@ import numpy as np
 from .arrays import to_host
 from .geometry import INTERPOLATIONS, centre_offsets, nearest_taps, random_offsets, ratios, thumbnail_sides
 from .philox import seed_to_key, uniform_from_word
-from .plan import KINDS, SLOT_GEOMETRY, SLOT_NOISE, param_words
+from .plan import KINDS, SLOT_GEOMETRY, SLOT_NOISE, numba_function, param_words
 from .records import MAX_POLICY_KINDS, POLICY_DTYPE, record
 from .plan import sample_ids as _sample_ids
 
@@ -272,7 +272,7 @@ def _compiled_draws(policy: np.ndarray, key: np.ndarray, sids: np.ndarray, heigh
     """:meth:`SASConfig.sample`'s draws of a label-free ``policy`` through the Numba backend's
     compiled sampler (``_numba_policy.draw_params``): ``(scale, offset, kinds, sigma, peak)``, or
     None where Numba cannot run or a thumbnail side exceeds the plans' limit (NumPy decides then)."""
-    draw = _compiled_draw_params()
+    draw = numba_function("_numba_policy", "draw_params")
     if draw is None:
         return None
     n = len(sids)
@@ -281,20 +281,6 @@ def _compiled_draws(policy: np.ndarray, key: np.ndarray, sids: np.ndarray, heigh
     if not draw(policy, int(key[0]), int(key[1]), sids, height, width, scale, offset, codes, sigma, peak):
         return None
     return scale, offset, _KIND_BY_CODE[codes], sigma, peak
-
-
-@functools.cache
-def _compiled_draw_params() -> Any:
-    """The Numba backend's ``draw_params``, or None where Numba cannot run."""
-    from . import backends
-
-    try:
-        backends.load("numba")
-    except backends.BackendUnavailable:
-        return None
-    from .backends._numba_policy import draw_params
-
-    return draw_params
 
 
 def log_uniform(lo: float, hi: float, u: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ outputs preallocated by the caller at the canvas size.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -160,7 +161,7 @@ def param_words(sids: np.ndarray, key: np.ndarray, slot: int) -> np.ndarray:
     compute the same words (tests/test_philox.py).
     """
     sids = np.asarray(sids, dtype=np.uint32)
-    compiled = _compiled_param_words() if len(sids) <= _COMPILED_PARAM_MAX else None
+    compiled = numba_function("_numba_rng", "param_words") if len(sids) <= _COMPILED_PARAM_MAX else None
     if compiled is not None:
         out = np.empty((len(sids), 4), np.uint32)
         compiled(sids, slot, PARAM_TAG, int(key[0]), int(key[1]), out)
@@ -177,17 +178,16 @@ _COMPILED_PARAM_MAX = 4096
 
 
 @functools.cache
-def _compiled_param_words() -> Any:
-    """The Numba backend's ``param_words``, or None where Numba cannot run."""
+def numba_function(module: str, name: str) -> Any:
+    """The Numba backend's compiled ``sas_fast.backends.<module>.<name>``, or None where Numba
+    cannot run (the callers then compute the same thing with NumPy)."""
     from . import backends
 
     try:
         backends.load("numba")
     except backends.BackendUnavailable:
         return None
-    from .backends._numba_rng import param_words as compiled
-
-    return compiled
+    return getattr(importlib.import_module(f"{backends.__name__}.{module}"), name)
 
 
 def sample_ids(value: Any, n: int) -> np.ndarray:
