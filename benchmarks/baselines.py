@@ -548,18 +548,22 @@ def _call_sas(backend: str) -> Callable[[Workload], Call]:
         _host_backend(backend)
         if wl.config is None:
             raise Unavailable("the SAS transform row needs the policy the workload was drawn from (make_samples)")
-        transform = sas_fast.SAS(wl.config, seed=wl.seed, backend=backend)
-        images, masks, n = wl.images, wl.masks, wl.n
-        ids = [int(v) for v in wl.params.sample_ids]
-
-        def call(k: int) -> Outputs:
-            i = k % n
-            result = transform(image=images[i], mask=masks[i], sample_id=ids[i])
-            return result["image"], result["mask"]
-
-        return call
+        return _per_sample_ids(wl, sas_fast.SAS(wl.config, seed=wl.seed, backend=backend))
 
     return build
+
+
+def _per_sample_ids(wl: Workload, transform: Callable[..., dict]) -> Call:
+    """Call ``k`` of a row: ``transform(image=, mask=, sample_id=)`` on sample ``k % n`` with its global id."""
+    images, masks, n = wl.images, wl.masks, wl.n
+    ids = [int(v) for v in wl.params.sample_ids]
+
+    def call(k: int) -> Outputs:
+        i = k % n
+        result = transform(image=images[i], mask=masks[i], sample_id=ids[i])
+        return result["image"], result["mask"]
+
+    return call
 
 
 def _call_augment(backend: str) -> Callable[[Workload], Call]:
@@ -636,16 +640,7 @@ def _call_albumentations_adapter(wl: Workload) -> Call:
         raise Unavailable(f"albumentations is not installed ({exc})") from None
     if wl.config is None:
         raise Unavailable("the adapter row needs the policy the workload was drawn from (make_samples)")
-    pipeline = A.Compose([AlbumentationsSAS(wl.config, sas_seed=wl.seed)])
-    images, masks, n = wl.images, wl.masks, wl.n
-    ids = [int(v) for v in wl.params.sample_ids]
-
-    def call(k: int) -> Outputs:
-        i = k % n
-        result = pipeline(image=images[i], mask=masks[i], sample_id=ids[i])
-        return result["image"], result["mask"]
-
-    return call
+    return _per_sample_ids(wl, A.Compose([AlbumentationsSAS(wl.config, sas_seed=wl.seed)]))
 
 
 def _call_albumentations(noise: str) -> Callable[[Workload], Call]:
