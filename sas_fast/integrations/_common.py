@@ -195,9 +195,9 @@ class Core:
 
     def params_dict(self, labels: Any, ids: np.ndarray) -> dict[str, Any]:
         """:meth:`params` as ``SASParams.to_dict()`` (JSON-ready), for frameworks that carry plain data."""
-        record = self.sas.params(plain(labels), ids)
+        record = self.params(labels, ids)
         data = record.to_dict()
-        self._recorded = (data, record)
+        self._recorded = (data, record)  # the dict stands for the record too
         return data
 
     def sampled(self, image: Any, labels: Any, params: SASParams | dict[str, Any]) -> tuple[Any, Any] | None:
