@@ -21,7 +21,7 @@ path, which returns the same arrays or raises its error (tests/test_percall.py c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -132,11 +132,12 @@ class _NotServed(Exception):
 NOT_NOW = object()
 
 
-def build(transform: SAS, image: Any, mask: Any) -> OneSample | None | object:
-    """The one-sample plan for inputs like ``image`` and ``mask``; None where the general path
-    serves such inputs; :data:`NOT_NOW` where these inputs were refused (every error is left to
-    the general path, and a refusal of one image must not stop the next from being planned)."""
-    if type(image) is not np.ndarray or type(mask) is not np.ndarray or transform.config.reads_labels:
+def build(transform: SAS, image: np.ndarray, mask: np.ndarray) -> OneSample | None | object:
+    """The one-sample plan for NumPy inputs like ``image`` and ``mask`` (``SAS._one_sample`` hands
+    over only NumPy arrays); None where the general path serves such inputs; :data:`NOT_NOW` where
+    these inputs were refused (every error is left to the general path, and a refusal of one image
+    must not stop the next from being planned)."""
+    if transform.config.reads_labels:
         return None
     from . import backends
 
